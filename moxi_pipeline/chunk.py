@@ -1,0 +1,237 @@
+"""Markdown-aware README chunking.
+
+A README is cut into blocks (headings, fenced code, tables, paragraphs), the blocks are grouped into
+sections at headings, and sections are packed into chunks of about `min_chars`..`max_chars`:
+
+1. A section that fits in `max_chars` stays whole. A longer one is cut between blocks (greedily, up to
+   `max_chars`); a text block longer than `max_chars` is cut between lines. Fenced code blocks and
+   tables are never cut: one longer than `max_chars` becomes a chunk of its own, the one case a chunk
+   passes `max_chars`.
+2. Pieces are packed in order while the chunk is under `min_chars` and the next piece still fits, so a
+   chunk ends at a section boundary as soon as it is big enough (its instruction names its first section,
+   and fewer extra sections ride along).
+3. A chunk still under `min_chars` (typically the README's tail) is merged into the previous chunk when
+   the two fit in `max_chars`, and otherwise kept alone. Nothing is ever dropped: every chunk is an exact
+   slice of the README, and the slices cover every non-blank line, in order.
+
+Front matter (`---` ... `---` at the very start) is metadata, not README prose, and is removed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from moxi_pipeline.records import ReadmeChunk, RepoRecord
+
+_FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_HTML_HEADING = re.compile(r"^\s*<h([1-6])(?:\s[^>]*)?>(.*?)</h\1>\s*$", re.IGNORECASE)
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+_NOT_SETEXT_TEXT = re.compile(r"^(\s{4,}|\s*([-*+>|<]|\d+[.)])(\s|$))")  # code, list, quote, table, html
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(---|\.\.\.)[ \t]*(\n|\Z)", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Block:
+    start: int  # first line index
+    end: int  # one past the last line index
+    kind: str  # "heading", "code", "table" or "text"
+    title: str = ""
+
+
+def normalize_readme(readme: str) -> str:
+    """CRLF/CR -> LF, drop a byte-order mark and YAML front matter."""
+    text = readme.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    return _FRONT_MATTER.sub("", text, count=1)
+
+
+def _heading_at(lines: list[str], i: int) -> tuple[int, str] | None:
+    """(number of lines, title) when a heading starts at line i, else None."""
+    line = lines[i]
+    if match := _ATX.match(line):
+        return 1, (match.group(2) or "").strip()
+    if match := _HTML_HEADING.match(line):
+        return 1, _TAG.sub("", match.group(2)).strip()
+    setext = i + 1 < len(lines) and _SETEXT_UNDERLINE.match(lines[i + 1])
+    if setext and line.strip() and not _NOT_SETEXT_TEXT.match(line) and not _FENCE_OPEN.match(line):
+        return 2, line.strip()
+    return None
+
+
+def _fence_end(lines: list[str], i: int) -> int | None:
+    """One past the closing fence of the block opened at line i, or None when it never closes.
+
+    CommonMark runs an unclosed fence to the end of the document, but here that would swallow every
+    later heading: an RST underline (`~~~~`) is the usual culprit, so it is read as a text line instead.
+    """
+    opener = _FENCE_OPEN.match(lines[i]).group(1)
+    closer = re.compile(r"^\s*" + re.escape(opener[0]) + "{" + str(len(opener)) + r",}\s*$")
+    for j in range(i + 1, len(lines)):
+        if closer.match(lines[j]):
+            return j + 1
+    return None
+
+
+def _is_table_start(lines: list[str], i: int) -> bool:
+    return "|" in lines[i] and i + 1 < len(lines) and bool(_TABLE_DELIMITER.match(lines[i + 1]))
+
+
+def _starts_block(lines: list[str], i: int) -> bool:
+    fence = _FENCE_OPEN.match(lines[i]) and _fence_end(lines, i)
+    return bool(fence) or _heading_at(lines, i) is not None or _is_table_start(lines, i)
+
+
+def _parse_blocks(lines: list[str]) -> list[_Block]:
+    """Blocks in order; blank lines between blocks belong to none."""
+    blocks, i = [], 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+        elif _FENCE_OPEN.match(lines[i]) and (end := _fence_end(lines, i)):
+            blocks.append(_Block(i, end, "code"))
+            i = end
+        elif heading := _heading_at(lines, i):
+            blocks.append(_Block(i, i + heading[0], "heading", heading[1]))
+            i += heading[0]
+        else:
+            kind = "table" if _is_table_start(lines, i) else "text"
+            end = i + 1 if kind == "text" else i + 2
+            while end < len(lines) and lines[end].strip() and not _starts_block(lines, end):
+                end += 1
+            blocks.append(_Block(i, end, kind))
+            i = end
+    return blocks
+
+
+def _group_sections(blocks: list[_Block]) -> list[tuple[str, list[_Block]]]:
+    """A heading opens a section; blocks before the first heading are the untitled preamble."""
+    sections: list[tuple[str, list[_Block]]] = []
+    for block in blocks:
+        if block.kind == "heading" or not sections:
+            sections.append((block.title if block.kind == "heading" else "", []))
+        sections[-1][1].append(block)
+    return sections
+
+
+def split_sections(readme: str) -> list[Section]:
+    """The README's sections at ATX, setext and single-line `<hN>` headings, each with its heading line."""
+    lines = normalize_readme(readme).split("\n")
+    sections = _group_sections(_parse_blocks(lines))
+    return [Section(title, "\n".join(lines[blocks[0].start : blocks[-1].end])) for title, blocks in sections]
+
+
+class _Text:
+    """Character counts of line slices, so packing never rebuilds strings to measure them."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        self.offsets = [0]
+        for line in lines:
+            self.offsets.append(self.offsets[-1] + len(line) + 1)
+
+    def chars(self, start: int, end: int) -> int:
+        return self.offsets[end] - self.offsets[start] - 1  # no newline after the last line
+
+    def slice(self, start: int, end: int) -> str:
+        return "\n".join(self.lines[start:end])
+
+
+def _split_long_text(block: _Block, text: _Text, max_chars: int) -> list[_Block]:
+    """A paragraph longer than max_chars, cut between lines; a single huge line stays whole."""
+    pieces, start = [], block.start
+    for line in range(block.start + 1, block.end):
+        if text.chars(start, line + 1) > max_chars:
+            pieces.append(_Block(start, line, block.kind))
+            start = line
+    pieces.append(_Block(start, block.end, block.kind))
+    return pieces
+
+
+def _section_pieces(blocks: list[_Block], text: _Text, max_chars: int) -> list[tuple[int, int]]:
+    """(start, end) line ranges: the whole section if it fits, else greedy runs of blocks."""
+    if text.chars(blocks[0].start, blocks[-1].end) <= max_chars:
+        return [(blocks[0].start, blocks[-1].end)]
+    units = []
+    for block in blocks:
+        too_long = text.chars(block.start, block.end) > max_chars
+        units.extend(_split_long_text(block, text, max_chars) if too_long and block.kind == "text" else [block])
+    pieces = [(units[0].start, units[0].end)]
+    for unit in units[1:]:
+        # A heading never ends a piece alone: it goes with its first block even when that block is huge.
+        heading_alone = pieces[-1] == (units[0].start, units[0].end) and units[0].kind == "heading"
+        if heading_alone or text.chars(pieces[-1][0], unit.end) <= max_chars:
+            pieces[-1] = (pieces[-1][0], unit.end)
+        else:
+            pieces.append((unit.start, unit.end))
+    return pieces
+
+
+def _pack(pieces: list[tuple[str, int, int]], text: _Text, min_chars: int, max_chars: int):
+    """Pack (title, start, end) pieces: grow while under min_chars, then merge short chunks backwards."""
+    chunks = [pieces[0]]
+    for title, start, end in pieces[1:]:
+        first_title, chunk_start, _ = chunks[-1]
+        if text.chars(*chunks[-1][1:]) < min_chars and text.chars(chunk_start, end) <= max_chars:
+            chunks[-1] = (first_title, chunk_start, end)
+        else:
+            chunks.append((title, start, end))
+    merged = [chunks[0]]
+    for title, start, end in chunks[1:]:
+        first_title, previous_start, _ = merged[-1]
+        if text.chars(start, end) < min_chars and text.chars(previous_start, end) <= max_chars:
+            merged[-1] = (first_title, previous_start, end)
+        else:
+            merged.append((title, start, end))
+    return merged
+
+
+def validate_chunk_sizes(min_chars: int, max_chars: int) -> None:
+    if min_chars <= 0:
+        raise ValueError(f"min_chars must be > 0, got {min_chars}")
+    if max_chars < min_chars:
+        raise ValueError(f"max_chars must be >= min_chars ({min_chars}), got {max_chars}")
+
+
+def chunk_readme(readme: str, min_chars: int = 1000, max_chars: int = 2000) -> list[Section]:
+    """Chunks of the README; each Section's title is the heading of its first section ("" for a preamble)."""
+    validate_chunk_sizes(min_chars, max_chars)
+    text = _Text(normalize_readme(readme).split("\n"))
+    blocks = _parse_blocks(text.lines)
+    if not blocks:
+        return []
+    pieces = [
+        (title, start, end)
+        for title, section_blocks in _group_sections(blocks)
+        for start, end in _section_pieces(section_blocks, text, max_chars)
+    ]
+    return [Section(title, text.slice(start, end)) for title, start, end in _pack(pieces, text, min_chars, max_chars)]
+
+
+def chunk_records(records: list[RepoRecord], min_chars: int = 1000, max_chars: int = 2000) -> list[ReadmeChunk]:
+    """Every record's README as chunks that carry the repository's context for the prompt."""
+    validate_chunk_sizes(min_chars, max_chars)
+    chunks = []
+    for record in records:
+        for index, section in enumerate(chunk_readme(record.readme, min_chars, max_chars)):
+            chunks.append(
+                ReadmeChunk(
+                    repo_url=record.repo_url,
+                    repo=record.repo,
+                    chunk_index=index,
+                    section_title=section.title,
+                    content=section.text,
+                    file_tree=record.file_tree,
+                    key_files=record.key_files,
+                    project_type=record.project_type,
+                )
+            )
+    return chunks

@@ -1,0 +1,102 @@
+"""Collect repositories as `RepoRecord`s from one of three sources (the `raw_readmes` asset).
+
+    collect_repos("installed")                     # Python distributions here: offline demo data
+    collect_repos("jsonl", "corpus/dev.jsonl")     # records in the collection schema
+    collect_repos("local", "~/code")               # one repository, or a folder of them
+
+Order is deterministic: installed by distribution name, local by folder name, jsonl by file order.
+A second record with an already-seen repo_url is skipped (the first wins), so one repository can
+never land on both sides of the train/test split. `limit` stops after that many records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from moxi_pipeline.collect import installed, jsonl, local
+from moxi_pipeline.collect.key_files import MAX_KEY_FILE_CHARS, MAX_KEY_FILES, rank_key_file_paths, read_key_files
+from moxi_pipeline.collect.local import RepoSnapshot, scan_repository
+from moxi_pipeline.collect.project_type import PROJECT_TYPES, detect_project_type, guess_language
+from moxi_pipeline.collect.result import CollectResult, Skipped, describe_validation_error
+from moxi_pipeline.records import RepoRecord
+
+COLLECT_SOURCES = ("installed", "jsonl", "local")
+
+__all__ = [
+    "COLLECT_SOURCES", "MAX_KEY_FILES", "MAX_KEY_FILE_CHARS", "PROJECT_TYPES", "CollectResult", "RepoSnapshot",
+    "Skipped", "collect_repos", "detect_project_type", "guess_language", "rank_key_file_paths",
+    "read_key_files", "scan_repository",
+]
+
+
+def _existing_path(source: str, path: str | None, want_dir: bool) -> Path:
+    if path is None:
+        raise ValueError(f"path is None: source {source!r} needs a path to a {'folder' if want_dir else 'file'}")
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise ValueError(f"path {path!r} does not exist (source {source!r})")
+    if want_dir and not resolved.is_dir():
+        raise ValueError(f"path {path!r} is not a folder (source {source!r} needs a repository or a folder of them)")
+    if not want_dir and not resolved.is_file():
+        raise ValueError(f"path {path!r} is not a file (source {source!r} needs a .json or .jsonl file)")
+    return resolved
+
+
+def _local_record(repo_dir: Path) -> RepoRecord | Skipped:
+    try:
+        return local.record_from_repository(repo_dir)
+    except OSError as error:  # an unreadable folder or file in one repository must not sink the rest
+        return Skipped(str(repo_dir), f"unreadable: {error}")
+    except ValidationError as error:
+        return Skipped(str(repo_dir), describe_validation_error(error))
+
+
+def _source_items(source: str, path: str | None) -> list[tuple[str, Callable[[], RepoRecord | Skipped]]]:
+    """(item label, loader) per candidate, in the source's deterministic order."""
+    if source == "installed":
+        dists = installed.list_distributions([path] if path else None)
+        return [(d.metadata["Name"] or str(d), lambda d=d: installed.record_from_distribution(d)) for d in dists]
+    if source == "jsonl":
+        items = jsonl.read_items(_existing_path(source, path, want_dir=False))
+        return [(label, lambda label=label, item=item: jsonl.record_from_item(label, item)) for label, item in items]
+    repos = local.find_repositories(_existing_path(source, path, want_dir=True))
+    return [(str(repo), lambda repo=repo: _local_record(repo)) for repo in repos]
+
+
+def collect_repos(
+    source: str, path: str | None = None, limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CollectResult:
+    """Records from `source`, first repo_url wins, at most `limit`; `progress(done, total)` per item.
+
+    `path`: the .json/.jsonl file for "jsonl", the repository or folder for "local", and for
+    "installed" an optional site-packages folder to read instead of the running environment.
+    """
+    if source not in COLLECT_SOURCES:
+        raise ValueError(f"source {source!r} is unknown; choose one of {', '.join(COLLECT_SOURCES)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit {limit!r} must be a positive number of records, or None for all")
+    if source == "installed" and path is not None:
+        _existing_path(source, path, want_dir=True)
+    items = _source_items(source, path)
+    records: list[RepoRecord] = []
+    skipped: list[Skipped] = []
+    first_item_by_url: dict[str, str] = {}
+    for done, (label, load) in enumerate(items, start=1):
+        result = load()
+        if isinstance(result, Skipped):
+            skipped.append(result)
+        elif result.repo_url in first_item_by_url:
+            kept = first_item_by_url[result.repo_url]
+            skipped.append(Skipped(label, f"duplicate repo_url {result.repo_url!r}; kept {kept}"))
+        else:
+            first_item_by_url[result.repo_url] = label
+            records.append(result)
+        if progress is not None:
+            progress(done, len(items))
+        if limit is not None and len(records) >= limit:
+            break
+    return CollectResult(records=records, skipped=skipped)

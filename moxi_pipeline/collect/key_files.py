@@ -1,0 +1,127 @@
+"""Which files of a repository the model sees in full, besides its file tree.
+
+The rule (shared by the `local` source, `moxi generate` and, later, GitHub):
+
+1. Candidates are manifests, then entry points; nothing else.
+   - Manifests, at the root or one folder down (`api/package.json`): pyproject.toml, setup.py,
+     setup.cfg, requirements.txt, package.json, Cargo.toml, go.mod, pom.xml, build.gradle(.kts),
+     Gemfile, composer.json, *.csproj, CMakeLists.txt, Makefile, Dockerfile.
+   - Entry points, up to two folders down: __main__.py, main.py, app.py, cli.py, manage.py,
+     index.js/ts, src/main.rs, src/lib.rs, main.go, cmd/<name>/main.go, Program.cs, and a top-level
+     package's `__init__.py` (`pkg/__init__.py` or `src/pkg/__init__.py`); never under tests/, docs/,
+     examples/, scripts/ or benchmarks/.
+   The depth limits keep a monorepo's 40 nested package.json files from crowding out the root ones.
+2. Order: manifests before entry points, then the shallowest path, then the order of the lists above,
+   then the path itself, so the choice is deterministic.
+3. At most `MAX_KEY_FILES` = 6 files, each cut to `MAX_KEY_FILE_CHARS` = 4000 characters
+   (6 x 4000 = 24,000 characters, ~6,000 tokens at most, before the prompt's own cap).
+4. A README or LICENSE is never a key file (the README is the training target; a licence is
+   boilerplate). Binary (a NUL byte in the head) or non-UTF-8 files are passed over for the next one.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+from pathlib import Path, PurePosixPath
+
+from moxi_pipeline.records import KeyFile
+
+MAX_KEY_FILES = 6
+MAX_KEY_FILE_CHARS = 4000
+
+MANIFEST_PATTERNS = (
+    "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "package.json", "Cargo.toml", "go.mod",
+    "pom.xml", "build.gradle", "build.gradle.kts", "Gemfile", "composer.json", "*.csproj", "CMakeLists.txt",
+    "Makefile", "Dockerfile",
+)
+# Matched against the whole path (fnmatch, `*` crosses no `/` here because every pattern is anchored).
+ENTRY_POINT_PATTERNS = (
+    "__main__.py", "*/__main__.py", "*/*/__main__.py",
+    "main.py", "app.py", "cli.py", "manage.py", "*/main.py", "*/app.py", "*/cli.py",
+    "index.js", "index.ts", "src/index.js", "src/index.ts",
+    "src/main.rs", "src/lib.rs", "main.go", "cmd/*/main.go", "Program.cs", "*/Program.cs",
+)
+MAX_MANIFEST_DEPTH = 1
+MAX_ENTRY_POINT_DEPTH = 2
+# Folders whose `__init__.py` or `main.py` is not the project's own entry point.
+NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example", "scripts", "benchmarks"}
+NEVER_KEY = ("readme", "license", "licence", "copying")
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+def _is_never_key(path: str) -> bool:
+    name = PurePosixPath(path).name.lower()
+    return name.startswith(NEVER_KEY)
+
+
+def _is_package_init(path: str) -> bool:
+    parts = path.split("/")
+    if parts[-1] != "__init__.py" or len(parts) not in (2, 3):
+        return False
+    if len(parts) == 3 and parts[0] != "src":
+        return False
+    package = parts[-2]
+    is_test_package = package.endswith(("_tests", "_test"))
+    return package not in NOT_PACKAGES and not is_test_package and not package.startswith((".", "_"))
+
+
+def _rank(path: str) -> tuple[int, int, int, str] | None:
+    """Sort key (category, depth, list position, path), or None when the path is no candidate."""
+    name = PurePosixPath(path).name
+    depth = _depth(path)
+    if depth <= MAX_MANIFEST_DEPTH:
+        for position, pattern in enumerate(MANIFEST_PATTERNS):
+            if fnmatch.fnmatchcase(name, pattern):
+                return (0, depth, position, path)
+    if depth <= MAX_ENTRY_POINT_DEPTH and path.split("/")[0] not in NOT_PACKAGES:
+        for position, pattern in enumerate(ENTRY_POINT_PATTERNS):
+            if fnmatch.fnmatchcase(path, pattern) and _depth(pattern) == depth:
+                return (1, depth, position, path)
+        if _is_package_init(path):
+            return (1, depth, len(ENTRY_POINT_PATTERNS), path)
+    return None
+
+
+def rank_key_file_paths(file_tree: tuple[str, ...] | list[str]) -> list[str]:
+    """Every candidate key file in the tree, best first (the module docstring's rule, before the cap)."""
+    ranked = [(rank, path) for path in file_tree if not _is_never_key(path) and (rank := _rank(path))]
+    return [path for _, path in sorted(ranked)]
+
+
+def read_text_head(path: Path, max_chars: int = MAX_KEY_FILE_CHARS) -> str | None:
+    """The first `max_chars` characters of a UTF-8 text file; None for binary or undecodable files.
+
+    Reads at most 4 bytes per character (UTF-8's widest), so a 2 GB data file costs 16 KB.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(max_chars * 4)
+    if b"\0" in head:
+        return None
+    try:
+        # An incremental decoder tolerates a character cut in half at the read boundary.
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    return text[:max_chars]
+
+
+def read_key_files(
+    root: Path, file_tree: tuple[str, ...] | list[str], max_files: int = MAX_KEY_FILES,
+    max_chars: int = MAX_KEY_FILE_CHARS,
+) -> tuple[KeyFile, ...]:
+    """Read the best `max_files` readable candidates under `root`, each capped at `max_chars`."""
+    chosen: list[KeyFile] = []
+    for rel_path in rank_key_file_paths(file_tree):
+        if len(chosen) >= max_files:
+            break
+        full_path = root / rel_path
+        if not full_path.is_file():
+            continue
+        text = read_text_head(full_path, max_chars)
+        if text is not None:
+            chosen.append(KeyFile(path=rel_path, content=text))
+    return tuple(chosen)

@@ -1,0 +1,1 @@
+"""Dagster glue only: assets, I/O managers, resources, jobs, schedules and checks."""

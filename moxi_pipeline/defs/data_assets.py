@@ -1,0 +1,100 @@
+"""The data phases: raw_readmes -> readme_chunks -> sft_dataset."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from moxi_pipeline.chunk import chunk_records
+from moxi_pipeline.collect import collect_repos
+from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset, write_sft_dataset
+from moxi_pipeline.defs.metadata import counts_table, skipped_table
+from moxi_pipeline.defs.resources import LocalArtifactStore
+from moxi_pipeline.instructions import TemplateInstructions
+from moxi_pipeline.records import ReadmeChunk, RepoRecord, SftSample
+from moxi_pipeline.settings import load_settings
+
+SETTINGS = load_settings()
+
+
+class RawReadmesConfig(dg.Config):
+    source: str = Field(default=SETTINGS.collect_source, description="installed | jsonl | local")
+    path: str | None = Field(default=SETTINGS.collect_path, description="file (jsonl) or folder (local)")
+    limit: int | None = Field(default=SETTINGS.collect_limit, description="keep at most this many repositories")
+
+
+@dg.asset(group_name="data", kinds={"python"})
+def raw_readmes(context: dg.AssetExecutionContext, config: RawReadmesConfig) -> list[RepoRecord]:
+    """READMEs, file trees and key files of repositories, in the collection schema."""
+    result = collect_repos(config.source, path=config.path, limit=config.limit)
+    for item in result.skipped:
+        context.log.debug(f"skipped {item.item}: {item.reason}")
+    context.add_output_metadata(
+        {
+            "repositories": len(result.records),
+            "skipped": len(result.skipped),
+            "source": config.source,
+            "project_types": counts_table((r.project_type for r in result.records), "project_type"),
+            "skipped_items": skipped_table(result.skipped),
+        }
+    )
+    return result.records
+
+
+class ReadmeChunksConfig(dg.Config):
+    min_chars: int = Field(default=1000, description="sections are packed up to at least this size")
+    max_chars: int = Field(default=2000, description="a chunk passes this only to keep a code block or table whole")
+
+
+@dg.asset(group_name="data", kinds={"python"})
+def readme_chunks(
+    context: dg.AssetExecutionContext, config: ReadmeChunksConfig, raw_readmes: list[RepoRecord]
+) -> list[ReadmeChunk]:
+    """Markdown-aware chunks of every README, each carrying its repository's tree and key files."""
+    chunks = chunk_records(raw_readmes, min_chars=config.min_chars, max_chars=config.max_chars)
+    sizes = sorted(len(chunk.content) for chunk in chunks)
+    context.add_output_metadata(
+        {
+            "chunks": len(chunks),
+            "repositories": len({chunk.repo_url for chunk in chunks}),
+            "median_chars": sizes[len(sizes) // 2] if sizes else 0,
+            "max_chars_seen": sizes[-1] if sizes else 0,
+        }
+    )
+    return chunks
+
+
+class SftDatasetConfig(dg.Config):
+    test_fraction: float = Field(default=0.2, description="share of repositories held out of training")
+    seed: int = Field(default=0, description="seeds the split by repository")
+    max_readme_chars: int = Field(default=4000, description="READMEs up to this size also become whole samples")
+    instructions: str = Field(default="template", description="instruction generator: template")
+
+
+@dg.asset(group_name="data", kinds={"huggingface"})
+def sft_dataset(
+    context: dg.AssetExecutionContext,
+    config: SftDatasetConfig,
+    artifacts: LocalArtifactStore,
+    raw_readmes: list[RepoRecord],
+    readme_chunks: list[ReadmeChunk],
+) -> list[SftSample]:
+    """Instruction, input, content samples, split by repository, also written as a HF dataset and Alpaca JSON."""
+    if config.instructions != "template":
+        raise ValueError(f"instructions must be 'template', got {config.instructions!r}")
+    dataset_config = DatasetConfig(
+        test_fraction=config.test_fraction, seed=config.seed, max_readme_chars=config.max_readme_chars
+    )
+    samples = build_sft_dataset(raw_readmes, readme_chunks, TemplateInstructions(), dataset_config)
+    written = write_sft_dataset(samples, artifacts.path("sft"))
+    context.add_output_metadata(
+        {
+            "train_samples": sum(s.split == "train" for s in samples),
+            "test_samples": sum(s.split == "test" for s in samples),
+            "test_repositories": len({s.repo_url for s in samples if s.split == "test"}),
+            "kinds": counts_table((f"{s.split}/{s.kind}" for s in samples), "split/kind"),
+            "dataset_hash": written["dataset_hash"],
+            "dataset_dir": dg.MetadataValue.path(str(artifacts.path("sft"))),
+        }
+    )
+    return samples

@@ -1,0 +1,46 @@
+"""The I/O manager works out a name from the asset key and hands records to a store. No business rules."""
+
+from __future__ import annotations
+
+import typing
+
+import dagster as dg
+
+from moxi_pipeline.records import Artifact, Record
+from moxi_pipeline.storage import LocalStore
+
+
+def _record_type(context: dg.InputContext) -> type[Record]:
+    """`list[SftSample]` -> SftSample, `Artifact` -> Artifact, read from the input's type annotation."""
+    typing_type = context.dagster_type.typing_type
+    args = typing.get_args(typing_type)
+    record_type = args[0] if args else typing_type
+    if not (isinstance(record_type, type) and issubclass(record_type, Record)):
+        raise TypeError(f"input {context.name!r} must be annotated with a Record or list of Records, got {typing_type}")
+    return record_type
+
+
+class LocalRecordIOManager(dg.ConfigurableIOManager):
+    """Lists of records to `data/records/<asset>.jsonl`; artifacts to `data/artifacts/<asset>.json`."""
+
+    data_dir: str
+
+    def _store(self) -> LocalStore:
+        return LocalStore(self.data_dir)
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        name = context.asset_key.to_user_string()
+        if isinstance(obj, Artifact):
+            path = self._store().write_json(name, obj.to_dict())
+        elif isinstance(obj, list) and all(isinstance(row, Record) for row in obj):
+            path = self._store().write_records(name, (row.to_dict() for row in obj))
+        else:
+            raise TypeError(f"asset {name!r} returned {type(obj).__name__}; expected an Artifact or a list of records")
+        context.add_output_metadata({"stored_at": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext):
+        name = context.asset_key.to_user_string()
+        record_type = _record_type(context)
+        if record_type is Artifact:
+            return Artifact.model_validate(self._store().read_json(name))
+        return [record_type.model_validate(row) for row in self._store().read_records(name)]

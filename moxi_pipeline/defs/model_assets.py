@@ -1,0 +1,129 @@
+"""The model phases: base_model -> lora_adapter -> eval_report, and the check that compares them."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+from pydantic import Field
+
+from moxi_pipeline.dataset import dataset_hash
+from moxi_pipeline.defs.metadata import image
+from moxi_pipeline.defs.resources import LocalArtifactStore
+from moxi_pipeline.evaluate import EvalConfig, evaluate_models, write_eval_report
+from moxi_pipeline.generate import DecodingConfig
+from moxi_pipeline.modeling import import_base_model
+from moxi_pipeline.records import Artifact, RepoRecord, SftSample
+from moxi_pipeline.settings import load_settings
+from moxi_pipeline.train import load_train_config, train_adapter
+
+SETTINGS = load_settings()
+# With MOXI_GPU_POOL set, training takes a slot of that Dagster concurrency pool (limit it to the GPUs
+# you have: `dagster instance concurrency set gpu 1`) and carries tags a GPU executor/launcher reads.
+GPU_TAGS = {"moxi/device": "gpu", "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+
+
+class BaseModelConfig(dg.Config):
+    source: str = Field(default=SETTINGS.base_model, description="'embedded' (SmolLM2-135M GGUF), a HF id or a local path")
+
+
+@dg.asset(group_name="model", kinds={"pytorch"})
+def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, artifacts: LocalArtifactStore) -> Artifact:
+    """The base model as plain safetensors plus tokenizer, ready to train on."""
+    info = import_base_model(config.source, artifacts.path("models", "base_model"))
+    context.add_output_metadata({"parameters": info.parameters, "dtype": info.dtype, "source": info.source,
+                                 "architecture": info.architecture, "path": dg.MetadataValue.path(info.path)})
+    return Artifact(name="base_model", path=info.path, metadata={"source": info.source, "parameters": info.parameters})
+
+
+class LoraAdapterConfig(dg.Config):
+    profile: str = Field(default=SETTINGS.train_profile, description="configs/train_<profile>.yaml: demo | cpu | gpu | unsloth")
+    max_steps: int | None = Field(default=None, description="override the profile's max_steps")
+    lora_r: int | None = Field(default=None, description="override the profile's LoRA rank")
+    learning_rate: float | None = Field(default=None, description="override the profile's learning rate")
+    max_length: int | None = Field(default=None, description="override the profile's sequence length in tokens")
+    device: str | None = Field(default=None, description="auto | cpu | cuda (default: MOXI_TRAIN_DEVICE)")
+
+
+@dg.asset(group_name="model", kinds={"pytorch"}, pool=SETTINGS.gpu_pool, op_tags=GPU_TAGS if SETTINGS.gpu_pool else None)
+def lora_adapter(
+    context: dg.AssetExecutionContext,
+    config: LoraAdapterConfig,
+    artifacts: LocalArtifactStore,
+    base_model: Artifact,
+    sft_dataset: list[SftSample],
+) -> Artifact:
+    """A PEFT LoRA adapter trained with TRL's SFTTrainer on the training split."""
+    overrides = {k: v for k, v in config.model_dump().items() if k != "profile" and v is not None}
+    train_config = load_train_config(config.profile, **{"device": SETTINGS.train_device, **overrides})
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = artifacts.path("models", "lora_adapter", run_id)
+    result = train_adapter(
+        base_model.path,
+        [s for s in sft_dataset if s.split == "train"],
+        [s for s in sft_dataset if s.split == "test"],
+        train_config,
+        out_dir,
+        dataset_hash=dataset_hash(sft_dataset),
+        progress=lambda logs: context.log.info(f"train {logs}"),
+    )
+    artifacts.path("models", "lora_adapter", "LATEST").write_text(run_id + "\n")
+    context.add_output_metadata({
+        "steps": result.steps, "duration_s": round(result.duration_s, 1), "tokens_per_s": round(result.tokens_per_s, 1),
+        "train_tokens": result.train_tokens, "final_loss": result.losses[-1][1] if result.losses else float("nan"),
+        "eval_loss": result.eval_loss if result.eval_loss is not None else float("nan"),
+        "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
+        "adapter_dir": dg.MetadataValue.path(result.adapter_dir),
+    })
+    return Artifact(name="lora_adapter", path=result.adapter_dir,
+                    metadata={"run_id": run_id, "dataset_hash": result.dataset_hash, "steps": result.steps})
+
+
+class EvalReportConfig(dg.Config):
+    max_repos: int = Field(default=6, description="held-out repositories to write READMEs for")
+    max_new_tokens: int = Field(default=384, description="README length budget per generation, in tokens")
+    device: str = Field(default="auto", description="auto | cpu | cuda")
+
+
+@dg.asset(group_name="model", kinds={"pytorch"})
+def eval_report(
+    context: dg.AssetExecutionContext,
+    config: EvalReportConfig,
+    artifacts: LocalArtifactStore,
+    base_model: Artifact,
+    lora_adapter: Artifact,
+    sft_dataset: list[SftSample],
+    raw_readmes: list[RepoRecord],
+) -> Artifact:
+    """Zero-shot base model against the fine-tuned one, on repositories held out of training."""
+    test_urls = {s.repo_url for s in sft_dataset if s.split == "test"}
+    eval_config = EvalConfig(max_repos=config.max_repos, device=config.device,
+                             decoding=DecodingConfig(max_new_tokens=config.max_new_tokens))
+    report = evaluate_models(
+        base_model.path, lora_adapter.path,
+        [r for r in raw_readmes if r.repo_url in test_urls],
+        [s for s in sft_dataset if s.split == "test"],
+        eval_config,
+        progress=lambda message: context.log.info(str(message)),
+    )
+    written = write_eval_report(report, artifacts.path("eval"))
+    headline = report_headline(report)
+    context.add_output_metadata({**headline, "report": dg.MetadataValue.md(written["markdown_text"]),
+                                 "metrics_plot": image(written["plot"], "base vs fine-tuned"),
+                                 "report_path": dg.MetadataValue.path(written["markdown"])})
+    return Artifact(name="eval_report", path=str(artifacts.path("eval")), metadata=headline)
+
+
+def report_headline(report) -> dict[str, float]:
+    return {f"{model}_{metric}": round(value, 4) for model, metrics in report.summary().items()
+            for metric, value in metrics.items() if value is not None}
+
+
+@dg.asset_check(asset=eval_report, description="Warns when the adapter does not beat the base model on ROUGE-L")
+def adapter_beats_base_rouge_l(eval_report: Artifact) -> dg.AssetCheckResult:
+    base, tuned = eval_report.metadata.get("base_rougeL"), eval_report.metadata.get("fine_tuned_rougeL")
+    return dg.AssetCheckResult(
+        passed=tuned is not None and base is not None and tuned > base,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"base_rougeL": base if base is not None else float("nan"), "fine_tuned_rougeL": tuned if tuned is not None else float("nan")},
+    )

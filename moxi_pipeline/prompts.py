@@ -1,0 +1,73 @@
+"""The one prompt format, shared by training, evaluation and `moxi generate`.
+
+Order matters for a 135M model (measured on held-out repositories, ROUGE-L 0.050 -> 0.102 with
+this discipline): key files first, then the file tree, then the instruction last, so the request
+is the freshest thing in context; the answer is forced to open with `# <name>`.
+"""
+
+from __future__ import annotations
+
+from moxi_pipeline.records import SampleInput, SftSample
+
+SYSTEM_PROMPT = (
+    "You write README.md files for software repositories. Write Markdown prose about the project: "
+    "what it does, how to install it, how to use it. Never copy the key files back."
+)
+
+# ~4 characters per token: 1800 + 1200 characters keep the prompt near 750 tokens.
+MAX_KEY_FILE_CHARS = 1800
+MAX_TREE_CHARS = 1200
+
+
+def render_key_files(sample_input: SampleInput, max_chars: int = MAX_KEY_FILE_CHARS) -> str:
+    """Key files as `--- path ---` blocks (not code fences: a fence invites the model to continue it)."""
+    blocks, budget = [], max_chars
+    per_file = max(200, max_chars // max(1, len(sample_input.key_files)))
+    for key_file in sample_input.key_files:
+        if budget <= 0:
+            break
+        text = key_file.content.strip()[: min(per_file, budget)]
+        blocks.append(f"--- {key_file.path} ---\n{text}")
+        budget -= len(text)
+    return "\n".join(blocks)
+
+
+def render_file_tree(file_tree: tuple[str, ...], max_chars: int = MAX_TREE_CHARS) -> str:
+    """Shallow paths first, so a big repository still shows its top level."""
+    ordered = sorted(file_tree, key=lambda path: (path.count("/"), path))
+    lines, used = [], 0
+    for path in ordered:
+        if used + len(path) + 1 > max_chars:
+            lines.append(f"... ({len(ordered) - len(lines)} more files)")
+            break
+        lines.append(path)
+        used += len(path) + 1
+    return "\n".join(lines)
+
+
+def render_input(sample_input: SampleInput, repo: str) -> str:
+    parts = []
+    if sample_input.key_files:
+        parts.append("Key files:\n" + render_key_files(sample_input))
+    parts.append("File tree:\n" + render_file_tree(sample_input.file_tree))
+    parts.append(f"Project: {repo} ({sample_input.project_type})")
+    return "\n\n".join(parts)
+
+
+def build_messages(instruction: str, sample_input: SampleInput, repo: str) -> list[dict]:
+    """Chat messages for the prompt: system, then one user turn that ends with the instruction."""
+    user = render_input(sample_input, repo) + "\n\n" + instruction
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def response_prefix(repo: str) -> str:
+    """What a whole README is forced to open with at inference, and opens with in training."""
+    return f"# {repo}\n"
+
+
+def to_prompt_completion(sample: SftSample) -> dict:
+    """TRL's conversational prompt-completion format: loss falls on the completion only."""
+    return {
+        "prompt": build_messages(sample.instruction, sample.input, sample.repo),
+        "completion": [{"role": "assistant", "content": sample.content}],
+    }

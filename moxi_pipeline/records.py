@@ -1,0 +1,105 @@
+"""Typed records that cross phase boundaries.
+
+Field names follow the seed's MongoDB collection schema (`readme_samples`, `sft_samples`):
+`repo_url`, `readme`, `file_tree`, `key_files`, `project_type`, `instruction`, `input`, `content`.
+Every record is a frozen pydantic model, so a bad value fails with the field's name in the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SOURCES = ("installed", "jsonl", "local", "github")
+SPLITS = ("train", "test")
+SAMPLE_KINDS = ("section", "readme")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+class KeyFile(Record):
+    path: str = Field(min_length=1)
+    content: str
+
+
+class RepoRecord(Record):
+    """One repository as collected: the `readme_samples` collection."""
+
+    repo_url: str = Field(min_length=1)
+    owner: str
+    repo: str = Field(min_length=1)
+    readme: str
+    file_tree: tuple[str, ...]
+    key_files: tuple[KeyFile, ...] = ()
+    language: str | None = None
+    license: str | None = None
+    project_type: str = "unknown"
+    source: Literal["installed", "jsonl", "local", "github"]
+    content_hash: str = ""
+
+    @field_validator("readme")
+    @classmethod
+    def _readme_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("readme is empty")
+        return value
+
+    def model_post_init(self, __context) -> None:
+        if not self.content_hash:
+            object.__setattr__(self, "content_hash", content_hash(self.readme, self.file_tree, self.key_files))
+
+
+def content_hash(readme: str, file_tree, key_files) -> str:
+    """sha256 over what the model sees, so a re-collect can tell changed repositories apart."""
+    payload = json.dumps(
+        {"readme": readme, "file_tree": list(file_tree), "key_files": [(k.path, k.content) for k in key_files]},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ReadmeChunk(Record):
+    """A markdown-aware slice of one README, carrying its repository's context."""
+
+    repo_url: str
+    repo: str
+    chunk_index: int = Field(ge=0)
+    section_title: str
+    content: str = Field(min_length=1)
+    file_tree: tuple[str, ...]
+    key_files: tuple[KeyFile, ...] = ()
+    project_type: str = "unknown"
+
+
+class SampleInput(Record):
+    file_tree: tuple[str, ...]
+    project_type: str
+    key_files: tuple[KeyFile, ...] = ()
+
+
+class SftSample(Record):
+    """One supervised sample: the `sft_samples` collection."""
+
+    instruction: str = Field(min_length=1)
+    input: SampleInput
+    content: str = Field(min_length=1)
+    repo_url: str
+    repo: str
+    kind: Literal["section", "readme"]
+    split: Literal["train", "test"]
+
+
+class Artifact(Record):
+    """A directory or file an asset produced in the artifact store, plus what the UI shows of it."""
+
+    name: str
+    path: str
+    metadata: dict = Field(default_factory=dict)

@@ -1,0 +1,128 @@
+"""The Dagster wiring: the asset contract, the import rules, and the whole graph on a tiny model."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "moxi_pipeline"
+ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_defs_import_dagster(path):
+    # Rule: domain code runs from a notebook or script without Dagster; only defs/ and definitions.py wire it.
+    in_glue = path.parts[-2] == "defs" or path.name == "definitions.py"
+    assert in_glue or "dagster" not in _imported_modules(path), f"{path} imports dagster outside defs/"
+
+
+def test_loading_definitions_imports_no_ml_library():
+    # Heavy libraries load inside the functions that use them, so `dagster dev` and the CLI start fast.
+    code = (
+        "import sys, moxi_pipeline.definitions as d; "
+        "print([m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_asset_keys_are_the_contract():
+    from moxi_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == ASSET_KEYS
+    parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys} for key in graph.get_all_asset_keys()}
+    assert parents["lora_adapter"] == {"base_model", "sft_dataset"}
+    assert parents["eval_report"] == {"base_model", "lora_adapter", "sft_dataset", "raw_readmes"}
+
+
+def _write_corpus(path: Path, n_repos: int = 6) -> Path:
+    rows = []
+    for i in range(n_repos):
+        name = f"tool{i}"
+        readme = (
+            f"# {name}\n\nA command line tool number {i} that renames files in bulk.\n\n"
+            f"## Installation\n\n```bash\npip install {name}\n```\n\n"
+            f"## Usage\n\nRun `{name} --help`. The entry point is `{name}/cli.py`.\n\n## License\n\nMIT\n"
+        )
+        rows.append({
+            "repo": f"octo/{name}", "repo_url": f"https://github.com/octo/{name}", "readme": readme,
+            "file_tree": ["pyproject.toml", f"{name}/__init__.py", f"{name}/cli.py", "tests/test_cli.py"],
+            "key_files": [{"path": "pyproject.toml", "content": f'[project]\nname = "{name}"\n'}],
+            "language": "Python",
+        })
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    return path
+
+
+def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
+    from moxi_pipeline.defs import data_assets, model_assets
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+    from moxi_pipeline.defs.resources import LocalArtifactStore
+
+    corpus = _write_corpus(tmp_path / "corpus.jsonl")
+    data_dir = str(tmp_path / "data")
+    run_config = {"ops": {
+        "raw_readmes": {"config": {"source": "jsonl", "path": str(corpus)}},
+        "base_model": {"config": {"source": str(tiny_model_dir)}},
+        "sft_dataset": {"config": {"test_fraction": 0.34}},
+        "lora_adapter": {"config": {"profile": "demo", "max_steps": 2, "max_length": 256, "device": "cpu"}},
+        "eval_report": {"config": {"max_repos": 2, "max_new_tokens": 8, "device": "cpu"}},
+    }}
+    result = dg.materialize(
+        [*dg.load_assets_from_modules([data_assets, model_assets]), model_assets.adapter_beats_base_rouge_l],
+        resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir)},
+        run_config=run_config,
+    )
+    assert result.success
+    records = (tmp_path / "data" / "records" / "raw_readmes.jsonl").read_text().splitlines()
+    assert len(records) == 6
+    latest = (tmp_path / "data" / "models" / "lora_adapter" / "LATEST").read_text().strip()
+    adapter_dir = tmp_path / "data" / "models" / "lora_adapter" / latest
+    assert (adapter_dir / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "data" / "sft" / "training_dataset.json").is_file()
+    assert (tmp_path / "data" / "eval" / "eval_report.md").is_file()
+    eval_meta = result.asset_materializations_for_node("eval_report")[0].metadata
+    assert {"base_rougeL", "fine_tuned_rougeL"} <= set(eval_meta)
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "adapter_beats_base_rouge_l"
+
+
+@pytest.mark.parametrize(
+    ("op", "config", "fragment"),
+    [
+        ("raw_readmes", {"source": "ftp"}, "ftp"),
+        ("raw_readmes", {"source": "jsonl", "path": "/nonexistent/corpus.jsonl"}, "/nonexistent/corpus.jsonl"),
+    ],
+)
+def test_bad_collect_config_names_the_field(tmp_path, op, config, fragment):
+    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+
+    result = dg.materialize(
+        [data_assets.raw_readmes],
+        resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path))},
+        run_config={"ops": {op: {"config": config}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert fragment in failure.step_failure_data.error.message
