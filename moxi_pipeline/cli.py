@@ -38,7 +38,8 @@ def generate(args) -> int:
     settings = load_settings()
     with tqdm(total=3, desc="moxi generate", unit="step", file=sys.stderr) as bar:
         bar.set_postfix_str("reading repository")
-        repo, sample_input = scan_repository(args.path)
+        snapshot = scan_repository(args.path)
+        repo, sample_input = snapshot.repo, snapshot.sample_input()
         bar.update()
         adapter_dir = None if args.adapter == "none" else resolve_adapter(args.adapter, settings.adapters_dir)
         base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"

@@ -1,6 +1,5 @@
 """The data phases: raw_readmes -> readme_chunks -> sft_dataset."""
 
-from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field

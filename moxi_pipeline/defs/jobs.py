@@ -1,6 +1,5 @@
 """Jobs and schedules: re-collect on a schedule, or run the whole graph."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Small helpers that turn domain results into Dagster UI metadata."""
 
-from __future__ import annotations
 
 import base64
 from collections import Counter

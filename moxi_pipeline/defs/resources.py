@@ -1,6 +1,5 @@
 """Resources name a role; classes name the implementation."""
 
-from __future__ import annotations
 
 from pathlib import Path
 
