@@ -251,7 +251,7 @@ def sft_config(config: TrainConfig, out_dir: Path, device: str):
 
     on_gpu_bf16 = device == "cuda" and (config.dtype == "bfloat16" or config.quantization == "4bit")
     return SFTConfig(
-        output_dir=str(out_dir / "trainer"),
+        output_dir=str(out_dir),  # save_strategy="no": only save_model() writes here
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
@@ -324,6 +324,8 @@ def train_adapter(
     eval_loss = trainer.evaluate()["eval_loss"] if eval else None
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    # save_model also pickles TrainingArguments; training_config.json records the same settings as JSON.
+    (out_dir / "training_args.bin").unlink(missing_ok=True)
     history = trainer.state.log_history
     losses = [(entry["step"], float(entry["loss"])) for entry in history if "loss" in entry]
     train_tokens = int(trainer.state.num_input_tokens_seen)

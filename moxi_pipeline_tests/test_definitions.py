@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from moxi_pipeline.records import Artifact, ReadmeChunk, RepoRecord, SampleInput, SftSample
+
 PACKAGE = Path(__file__).resolve().parent.parent / "moxi_pipeline"
 ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report"}
 
@@ -84,7 +86,7 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
         "raw_readmes": {"config": {"source": "jsonl", "path": str(corpus)}},
         "base_model": {"config": {"source": str(tiny_model_dir)}},
         "sft_dataset": {"config": {"test_fraction": 0.34}},
-        "lora_adapter": {"config": {"profile": "demo", "max_steps": 2, "max_length": 256, "device": "cpu"}},
+        "lora_adapter": {"config": {"profile": "demo", "max_steps": 2, "max_length": 512, "device": "cpu"}},
         "eval_report": {"config": {"max_repos": 2, "max_new_tokens": 8, "device": "cpu"}},
     }}
     result = dg.materialize(
@@ -125,4 +127,37 @@ def test_bad_collect_config_names_the_field(tmp_path, op, config, fragment):
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
-    assert fragment in failure.step_failure_data.error.message
+    assert fragment in failure.step_failure_data.error.cause.message
+
+
+def _sample(split: str, content: str = "## Usage\n\nRun it.") -> SftSample:
+    return SftSample(
+        instruction="Write the Usage section.", content=content, repo_url=f"u/{split}", repo=split, kind="section",
+        split=split, input=SampleInput(file_tree=("main.py",), project_type="python_cli"),
+    )
+
+
+def test_lora_r_zero_fails_the_asset_naming_the_field(tmp_path):
+    from moxi_pipeline.defs.model_assets import LoraAdapterConfig, lora_adapter
+    from moxi_pipeline.defs.resources import LocalArtifactStore
+
+    with pytest.raises(ValueError, match=r"lora_r.*0"):
+        lora_adapter(
+            context=dg.build_asset_context(), config=LoraAdapterConfig(lora_r=0),
+            artifacts=LocalArtifactStore(data_dir=str(tmp_path)),
+            base_model=Artifact(name="base_model", path=str(tmp_path / "missing")),
+            sft_dataset=[_sample("train"), _sample("test")],
+        )
+
+
+def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
+    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs.resources import LocalArtifactStore
+
+    record = RepoRecord(repo_url="u/a", owner="o", repo="a", readme="# a\n\nhi", file_tree=("a.py",), source="local")
+    chunk = ReadmeChunk(repo_url="u/a", repo="a", chunk_index=0, section_title="a", content="# a\n\nhi", file_tree=("a.py",))
+    with pytest.raises(ValueError, match="sft_dataset is empty after filtering"):
+        sft_dataset(
+            context=dg.build_asset_context(), config=SftDatasetConfig(max_readme_chars=5),
+            artifacts=LocalArtifactStore(data_dir=str(tmp_path)), raw_readmes=[record], readme_chunks=[chunk],
+        )

@@ -2,6 +2,7 @@
 
 
 import time
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -103,19 +104,17 @@ def eval_report(
         [r for r in raw_readmes if r.repo_url in test_urls],
         [s for s in sft_dataset if s.split == "test"],
         eval_config,
-        progress=lambda message: context.log.info(str(message)),
+        progress=lambda what, done, total: context.log.info(f"eval {done}/{total}: {what}"),
     )
     written = write_eval_report(report, artifacts.path("eval"))
-    headline = report_headline(report)
-    context.add_output_metadata({**headline, "report": dg.MetadataValue.md(written["markdown_text"]),
-                                 "metrics_plot": image(written["plot"], "base vs fine-tuned"),
-                                 "report_path": dg.MetadataValue.path(written["markdown"])})
-    return Artifact(name="eval_report", path=str(artifacts.path("eval")), metadata=headline)
-
-
-def report_headline(report) -> dict[str, float]:
-    return {f"{model}_{metric}": round(value, 4) for model, metrics in report.summary().items()
-            for metric, value in metrics.items() if value is not None}
+    headline = {f"{model}_{metric}": round(value, 4) for metric, values in written["headline"].items()
+                for model, value in values.items() if value is not None}
+    markdown = Path(written["paths"]["report"])
+    context.add_output_metadata({**headline, "repositories": report.n_repos,
+                                 "report": dg.MetadataValue.md(markdown.read_text()),
+                                 "metrics_plot": image(written["paths"]["plot"], "base vs fine-tuned"),
+                                 "report_path": dg.MetadataValue.path(str(markdown))})
+    return Artifact(name="eval_report", path=str(markdown.parent), metadata=headline)
 
 
 @dg.asset_check(asset=eval_report, description="Warns when the adapter does not beat the base model on ROUGE-L")
