@@ -132,8 +132,10 @@ class EvalConfig:
     max_repos: int = 6  # held-out repositories to generate for; ~40 s each per model on 2 cores
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     device: str = "auto"  # auto | cpu | cuda
-    max_length: int = 1024  # eval-loss sequence cap in tokens (prompt ~750 + the completion's start)
-    max_loss_samples: int = 32  # test samples in the eval loss; 0 skips it
+    # eval-loss sequence cap in tokens; match training's max_length. Prompts run 650-1,300 tokens
+    # (Java/C# paths tokenize long), so 1536 leaves every sample some completion tokens to score.
+    max_length: int = 1536
+    max_loss_samples: int = 16  # test samples in the eval loss (~2-5 s each per model on 2 cores); 0 skips it
 
     def __post_init__(self) -> None:
         if self.max_repos < 1:

@@ -14,15 +14,17 @@ SYSTEM_PROMPT = (
     "what it does, how to install it, how to use it. Never copy the key files back."
 )
 
-# ~4 characters per token: 1800 + 1200 characters keep the prompt near 750 tokens.
-MAX_KEY_FILE_CHARS = 1800
-MAX_TREE_CHARS = 1200
+# Code and paths run ~2.6 characters per token (measured on dev.jsonl with SmolLM2's tokenizer), so
+# 900 + 500 characters + system + instruction ~ 650 tokens: the whole prompt fits a 768-token training
+# sequence untruncated, and inference sees exactly what training saw.
+MAX_KEY_FILE_CHARS = 900
+MAX_TREE_CHARS = 500
 
 
 def render_key_files(sample_input: SampleInput, max_chars: int = MAX_KEY_FILE_CHARS) -> str:
     """Key files as `--- path ---` blocks (not code fences: a fence invites the model to continue it)."""
     blocks, budget = [], max_chars
-    per_file = max(200, max_chars // max(1, len(sample_input.key_files)))
+    per_file = max(150, max_chars // max(1, len(sample_input.key_files)))
     for key_file in sample_input.key_files:
         if budget <= 0:
             break

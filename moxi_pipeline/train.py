@@ -146,24 +146,27 @@ def fit_to_length(
     return prompt_ids, completion_ids
 
 
-def chat_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+def chat_text(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def tokenize_sample(tokenizer, sample: SftSample, max_length: int, min_completion_tokens: int) -> dict:
-    """input_ids + completion_mask (1 on completion tokens) for one sample, chat template applied."""
+    """input_ids + completion_mask (1 on completion tokens) for one sample, chat template applied.
+
+    Prompt and completion are tokenized apart, as at inference (prompt ids, then generated ids): tokenizing
+    the joined text would let BPE merge across the boundary (e.g. a completion opening with a newline).
+    """
     pair = to_prompt_completion(sample)
-    prompt_ids = chat_ids(tokenizer, pair["prompt"], add_generation_prompt=True)
-    full_ids = chat_ids(tokenizer, pair["prompt"] + pair["completion"], add_generation_prompt=False)
-    if full_ids[: len(prompt_ids)] != prompt_ids:
+    prompt_text = chat_text(tokenizer, pair["prompt"], add_generation_prompt=True)
+    full_text = chat_text(tokenizer, pair["prompt"] + pair["completion"], add_generation_prompt=False)
+    if not full_text.startswith(prompt_text):
         raise ValueError(
             f"sample from {sample.repo_url!r}: the chat template renders the prompt differently once the "
             "answer follows it, so the completion cannot be located"
         )
-    prompt_ids, completion_ids = fit_to_length(
-        prompt_ids, full_ids[len(prompt_ids) :], max_length, min_completion_tokens
-    )
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(full_text[len(prompt_text) :], add_special_tokens=False)["input_ids"]
+    prompt_ids, completion_ids = fit_to_length(prompt_ids, completion_ids, max_length, min_completion_tokens)
     return {
         "input_ids": prompt_ids + completion_ids,
         "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids),

@@ -47,7 +47,7 @@ def test_every_profile_loads_and_opens_with_its_command(profile):
     config = load_train_config(profile)
     assert config.profile == profile
     first_line = (CONFIGS_DIR / f"train_{profile}.yaml").read_text().splitlines()[0]
-    assert first_line.startswith("# ") and f"train_profile={profile}" in first_line
+    assert first_line.startswith("# ") and f"MOXI_TRAIN_PROFILE={profile} " in first_line
 
 
 def test_overrides_win_over_the_profile():
@@ -157,6 +157,19 @@ def test_prompt_tokens_are_masked_and_completion_tokens_are_not(tiny_model_dir):
     prompt_text = tokenizer.decode(ids[:n_prompt])
     assert prompt_text.endswith("Write the README for this project.<|im_end|>\n<|im_start|>assistant\n")
     assert tokenizer.decode(ids[n_prompt:]) == make_sample(0).content + "<|im_end|>\n"
+
+
+@pytest.mark.parametrize("content", ["    >>> import tiny", "        nested", "\n\n## Usage"])
+def test_completion_opening_with_whitespace_is_located(tiny_model_dir, content):
+    # Regression: tokenizing prompt+completion as one text let BPE merge the "\n" after `assistant` with the
+    # completion's leading spaces (seen on real READMEs: indented doctest chunks),
+    # and the prompt ids were no longer a prefix, which failed the whole lora_adapter run.
+    from moxi_pipeline.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    row = tokenize_sample(tokenizer, make_sample(0, content), max_length=4096, min_completion_tokens=16)
+    n_prompt = row["completion_mask"].index(1)
+    assert tokenizer.decode(row["input_ids"][n_prompt:]) == content + "<|im_end|>\n"
 
 
 def test_trl_labels_ignore_the_prompt(tiny_model_dir, tmp_path):

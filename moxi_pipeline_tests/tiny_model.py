@@ -17,6 +17,7 @@ _CORPUS = [
     "# tiny\n\nA small project that parses files.\n\n## Installation\n\npip install tiny\n",
     "## Usage\n\nRun `tiny --help` to see the options. Key files: pyproject.toml setup.py main.py\n",
     "## License\n\nMIT. Contributions welcome: open an issue or a pull request.\n",
+    "Example:\n    >>> import tiny\n    >>> tiny.run()\n        nested\n",
     "File tree: src/app/__init__.py src/app/cli.py tests/test_cli.py package.json Cargo.toml go.mod\n",
 ]
 
