@@ -64,13 +64,15 @@ def run(model, tokenizer, rows: list[dict], max_new_tokens: int) -> dict[str, li
         started = time.perf_counter()
         [ids] = generate_ids(model, tokenizer, [naive_prompt_ids(tokenizer, repo, sample_input)], naive)
         naive_s = time.perf_counter() - started
-        results["naive"].append({**score(tokenizer.decode(ids, skip_special_tokens=True), row), "s": naive_s})
+        naive_text = tokenizer.decode(ids, skip_special_tokens=True)
+        results["naive"].append({**score(naive_text, row), "s": naive_s, "repo": repo, "text": naive_text})
         started = time.perf_counter()
         [ids] = generate_ids(model, tokenizer, [build_prompt_ids(tokenizer, repo, sample_input)], disciplined)
         disciplined_s = time.perf_counter() - started
         raw = response_prefix(repo) + tokenizer.decode(ids, skip_special_tokens=True)
-        results["disciplined"].append({**score(raw, row), "s": disciplined_s})
-        results["+clean"].append({**score(clean_readme(raw, repo), row), "s": disciplined_s})
+        cleaned = clean_readme(raw, repo)
+        results["disciplined"].append({**score(raw, row), "s": disciplined_s, "repo": repo, "text": raw})
+        results["+clean"].append({**score(cleaned, row), "s": disciplined_s, "repo": repo, "text": cleaned})
         print(f"{repo:<32} rougeL naive {results['naive'][-1]['rougeL']:.3f} "
               f"disciplined {results['disciplined'][-1]['rougeL']:.3f} +clean {results['+clean'][-1]['rougeL']:.3f} "
               f"({naive_s:.0f} s, {disciplined_s:.0f} s)", flush=True)
@@ -84,7 +86,8 @@ def mean(values) -> float | None:
 
 def print_table(results: dict[str, list[dict]]) -> None:
     metrics = ("rougeL", "rouge1", "coverage", "grounding", "s")
-    print("\n| variant | " + " | ".join(metrics) + " |\n|---" * (len(metrics) + 1) + "|")
+    print("\n| variant | " + " | ".join(metrics) + " |")
+    print("|---" * (len(metrics) + 1) + "|")
     for name, rows in results.items():
         cells = [mean(r[m] for r in rows) for m in metrics]
         print(f"| {name} | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=Path("data/benchmarks/base_model"),
                         help="where the embedded SmolLM2 is saved as safetensors (once, ~30 s)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, help="write every generation and its scores here (JSON Lines)")
     args = parser.parse_args()
 
     from moxi_pipeline.modeling import import_base_model, load_model, load_tokenizer
@@ -107,7 +111,12 @@ def main() -> None:
     import_base_model("embedded", args.model_dir)
     model, tokenizer = load_model(args.model_dir, args.device), load_tokenizer(args.model_dir)
     print(f"{args.n} repos from {args.corpus}, max_new_tokens={args.max_new_tokens}, stop at {stop_token_ids(tokenizer)}")
-    print_table(run(model, tokenizer, load_corpus(args.corpus, args.n), args.max_new_tokens))
+    results = run(model, tokenizer, load_corpus(args.corpus, args.n), args.max_new_tokens)
+    print_table(results)
+    if args.out:
+        with args.out.open("w") as handle:
+            for variant, rows in results.items():
+                handle.writelines(json.dumps({"variant": variant, **row}) + "\n" for row in rows)
 
 
 if __name__ == "__main__":

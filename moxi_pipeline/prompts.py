@@ -15,16 +15,16 @@ SYSTEM_PROMPT = (
 )
 
 # Code and paths run ~2.6 characters per token (measured on dev.jsonl with SmolLM2's tokenizer), so
-# 900 + 500 characters + system + instruction ~ 650 tokens: the whole prompt fits a 768-token training
-# sequence untruncated, and inference sees exactly what training saw.
-MAX_KEY_FILE_CHARS = 900
-MAX_TREE_CHARS = 500
+# 600 + 400 characters + system + instruction ~ 480 tokens: the whole prompt fits the demo's 640-token
+# training sequence untruncated, and inference sees exactly what training saw.
+MAX_KEY_FILE_CHARS = 600
+MAX_TREE_CHARS = 400
 
 
 def render_key_files(sample_input: SampleInput, max_chars: int = MAX_KEY_FILE_CHARS) -> str:
     """Key files as `--- path ---` blocks (not code fences: a fence invites the model to continue it)."""
     blocks, budget = [], max_chars
-    per_file = max(150, max_chars // max(1, len(sample_input.key_files)))
+    per_file = max(120, max_chars // max(1, len(sample_input.key_files)))
     for key_file in sample_input.key_files:
         if budget <= 0:
             break

@@ -376,7 +376,7 @@ def write_records(
     summary = {
         "config": config.model_dump(mode="json"),
         "dataset_hash": result.dataset_hash,
-        "base_model": str(base_model_dir),
+        "base_model_dir": str(base_model_dir),
         "train_samples": n_train,
         "eval_samples": n_eval,
         "result": {key: value for key, value in asdict(result).items() if key != "losses"},

@@ -105,6 +105,9 @@ def test_batched_generation_keeps_order_and_reports_progress(tiny):
         ("# tiny\n```\nx = 1\n````\nDone.", "# tiny\n```\nx = 1\n````\nDone.\n"),
         # a fence with an info string does not close: "```py" inside is text, the block stays open
         ("# tiny\n```\nx\n```py\n", "# tiny\n```\nx\n```py\n```\n"),
+        # a run of 40+ letters is decoding collapse: that line goes (a 39-letter word stays)
+        ("# tiny\nA tool.\nUse pip (`npmjimiemlitekomitamirilistykiyevadzhepise`).\nMore.\n", "# tiny\nA tool.\nMore.\n"),
+        ("# tiny\nA " + "x" * 39 + " tool.\n", "# tiny\nA " + "x" * 39 + " tool.\n"),
         # a loop: the third copy of a line and everything after it is cut
         ("# tiny\n- fast parsing\n- fast parsing\n- fast parsing\n- more\n", "# tiny\n- fast parsing\n- fast parsing\n"),
         # short lines ("}", "---") repeat in real READMEs and are kept

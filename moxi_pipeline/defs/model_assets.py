@@ -80,7 +80,7 @@ def lora_adapter(
 
 
 class EvalReportConfig(dg.Config):
-    max_repos: int = Field(default=6, description="held-out repositories to write READMEs for")
+    max_repos: int = Field(default=4, description="held-out repositories to write READMEs for (~30 s each per model on 2 cores)")
     max_new_tokens: int = Field(default=384, description="README length budget per generation, in tokens")
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
