@@ -5,24 +5,25 @@ One entry point, `train_adapter`: tokenize the SFT samples through the chat temp
 `save_model()`, then write the model card, config, log and loss plot next to the adapter.
 
 We tokenize ourselves instead of handing TRL the prompt/completion text for one reason: truncation.
-TRL can only cut a whole sequence from one end. Our prompts run ~750 tokens (key files + tree), so
-with `max_length=512` cutting the end drops the completion and TRL filters the sample out; cutting
-the start drops the system prompt. `fit_to_length` instead keeps the completion's head and cuts the
+TRL can only cut a whole sequence from one end. A README section often outruns `max_length`, and an
+unusual repository's prompt can too (long Java/C# paths tokenize at ~2.6 characters a token): cutting
+the end may drop the whole completion, and TRL filters the sample out; cutting the start drops the
+system prompt. `fit_to_length` instead keeps the completion's head and cuts the
 middle of the prompt, so the system turn and the instruction (the prompt's last line) both survive.
 TRL still builds the labels from our `completion_mask` (`completion_only_loss=True`).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from moxi_pipeline.adapter_card import plot_losses, write_records
 from moxi_pipeline.prompts import to_prompt_completion
 from moxi_pipeline.records import SftSample
 
@@ -345,74 +346,3 @@ def train_adapter(
     )
     write_records(out_dir, base_model_dir, config, result, history, len(train), len(eval))
     return result
-
-
-def plot_losses(losses: list[tuple[int, float]], path: Path, eval_loss: float | None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on a server or in CI
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.5))
-    if losses:
-        steps, values = zip(*losses)
-        axes.plot(steps, values, marker="o", markersize=3, label="train loss")
-    if eval_loss is not None:
-        axes.axhline(eval_loss, color="tab:red", linestyle="--", label=f"eval loss {eval_loss:.3f}")
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss (completion tokens)")
-    axes.set_title("LoRA training loss")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-def write_records(
-    out_dir: Path, base_model_dir, config: TrainConfig, result: TrainResult, history: list, n_train: int, n_eval: int
-) -> None:
-    """training_config.json, train_log.json and the model card README.md beside the adapter."""
-    summary = {
-        "config": config.model_dump(mode="json"),
-        "dataset_hash": result.dataset_hash,
-        "base_model_dir": str(base_model_dir),
-        "train_samples": n_train,
-        "eval_samples": n_eval,
-        "result": {key: value for key, value in asdict(result).items() if key != "losses"},
-    }
-    (out_dir / "training_config.json").write_text(json.dumps(summary, indent=2))
-    (out_dir / "train_log.json").write_text(json.dumps(history, indent=2))
-    (out_dir / "README.md").write_text(model_card(base_model_dir, config, result, n_train, n_eval))
-
-
-def model_card(base_model_dir, config: TrainConfig, result: TrainResult, n_train: int, n_eval: int) -> str:
-    final_loss = f"{result.losses[-1][1]:.4f}" if result.losses else "n/a"
-    eval_loss = f"{result.eval_loss:.4f}" if result.eval_loss is not None else "n/a"
-    settings = "\n".join(f"| `{key}` | `{value}` |" for key, value in config.model_dump(mode="json").items())
-    return f"""# Moxi README-writer LoRA adapter
-
-A PEFT LoRA adapter that writes README.md files for software repositories, trained by Moxi
-with TRL `SFTTrainer` (loss on the completion only, chat-template prompts from `moxi_pipeline.prompts`).
-
-- Base model: `{base_model_dir}`
-- Dataset hash: `{result.dataset_hash}` ({n_train} train samples, {n_eval} eval samples)
-- Steps: {result.steps}, {result.train_tokens} tokens in {result.duration_s} s ({result.tokens_per_s} tokens/s)
-- Final train loss: {final_loss}; eval loss: {eval_loss}
-
-## Load it
-
-```python
-from moxi_pipeline.modeling import load_model, load_tokenizer
-model = load_model("{base_model_dir}", adapter_dir="{result.adapter_dir}")
-tokenizer = load_tokenizer("{result.adapter_dir}")
-```
-
-or with PEFT directly: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter_dir)`.
-
-## Training config (profile `{config.profile}`)
-
-| setting | value |
-|---|---|
-{settings}
-"""
