@@ -15,10 +15,10 @@ from moxi_pipeline.evaluate import (
     grounding,
     rouge_scores,
     section_coverage,
-    write_eval_report,
 )
 from moxi_pipeline.generate import DecodingConfig, generate_readmes
 from moxi_pipeline.records import KeyFile, RepoRecord, SampleInput, SftSample
+from moxi_pipeline.report import write_eval_report
 
 TREE = ("README.md", "pyproject.toml", "src/tiny/__init__.py", "src/tiny/cli.py", "docs/guide.md", "Makefile")
 

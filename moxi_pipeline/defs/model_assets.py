@@ -10,10 +10,11 @@ from pydantic import Field
 from moxi_pipeline.dataset import dataset_hash
 from moxi_pipeline.defs.metadata import image
 from moxi_pipeline.defs.resources import LocalArtifactStore
-from moxi_pipeline.evaluate import EvalConfig, evaluate_models, write_eval_report
+from moxi_pipeline.evaluate import EvalConfig, evaluate_models
 from moxi_pipeline.generate import DecodingConfig
 from moxi_pipeline.modeling import import_base_model
 from moxi_pipeline.records import Artifact, RepoRecord, SftSample
+from moxi_pipeline.report import write_eval_report
 from moxi_pipeline.settings import load_settings
 from moxi_pipeline.train import load_train_config, train_adapter
 
