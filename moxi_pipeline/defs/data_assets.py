@@ -25,7 +25,10 @@ class RawReadmesConfig(dg.Config):
 @dg.asset(group_name="data", kinds={"python"})
 def raw_readmes(context: dg.AssetExecutionContext, config: RawReadmesConfig) -> list[RepoRecord]:
     """READMEs, file trees and key files of repositories, in the collection schema."""
-    result = collect_repos(config.source, path=config.path, limit=config.limit)
+    result = collect_repos(
+        config.source, path=config.path, limit=config.limit,
+        progress=lambda done, total: context.log.info(f"collected {done}/{total}") if done % 25 == 0 or done == total else None,
+    )
     for item in result.skipped:
         context.log.debug(f"skipped {item.item}: {item.reason}")
     context.add_output_metadata(
