@@ -99,13 +99,6 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def default_dtype(device: str):
-    """bf16 on both: this CPU has AVX-512 BF16 (bf16 matmul ~4x fp32 here) and every training GPU has it."""
-    import torch
-
-    return torch.bfloat16
-
-
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
@@ -117,10 +110,12 @@ def load_tokenizer(path: str | Path):
 
 def load_model(path: str | Path, device: str = "auto", adapter_dir: str | Path | None = None):
     """A model ready for inference: base weights, optionally with a PEFT adapter on top, in eval mode."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     device = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=default_dtype(device)).to(device)
+    # bf16 on both devices: this CPU has AVX-512 BF16 (bf16 matmul ~4x fp32 here), every training GPU has it.
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.bfloat16).to(device)
     if adapter_dir is not None:
         from peft import PeftModel
 

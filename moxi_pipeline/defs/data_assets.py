@@ -1,6 +1,5 @@
 """The data phases: raw_readmes -> readme_chunks -> sft_dataset."""
 
-
 import dagster as dg
 from pydantic import Field
 

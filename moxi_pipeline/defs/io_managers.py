@@ -1,6 +1,5 @@
 """The I/O manager works out a name from the asset key and hands records to a store. No business rules."""
 
-
 import typing
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Jobs and schedules: re-collect on a schedule, or run the whole graph."""
 
-
 import dagster as dg
 
 collect_job = dg.define_asset_job(

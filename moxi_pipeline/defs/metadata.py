@@ -1,6 +1,5 @@
 """Small helpers that turn domain results into Dagster UI metadata."""
 
-
 import base64
 from collections import Counter
 from pathlib import Path

@@ -1,6 +1,5 @@
 """The model phases: base_model -> lora_adapter -> eval_report, and the check that compares them."""
 
-
 import time
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Resources name a role; classes name the implementation."""
 
-
 from pathlib import Path
 
 import dagster as dg
