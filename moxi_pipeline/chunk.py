@@ -14,13 +14,17 @@ sections at headings, and sections are packed into chunks of about `min_chars`..
    the two fit in `max_chars`, and otherwise kept alone. Nothing is ever dropped: every chunk is an exact
    slice of the README, and the slices cover every non-blank line, in order.
 
-Front matter (`---` ... `---` at the very start) is metadata, not README prose, and is removed.
+Front matter is metadata, not README prose, and is removed: a `---` first line, a closing `---` or
+`...` line, and between them text that parses as a YAML mapping (`title: x`). Anything else that opens
+with `---` (a horizontal rule above the introduction, say) is README text and stays.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import yaml
 
 from moxi_pipeline.records import ReadmeChunk, RepoRecord
 
@@ -30,7 +34,8 @@ _HTML_HEADING = re.compile(r"^\s*<h([1-6])(?:\s[^>]*)?>(.*?)</h\1>\s*$", re.IGNO
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 _NOT_SETEXT_TEXT = re.compile(r"^(\s{4,}|\s*([-*+>|<]|\d+[.)])(\s|$))")  # code, list, quote, table, html
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(---|\.\.\.)[ \t]*(\n|\Z)", re.DOTALL)
+_FRONT_MATTER_OPEN = re.compile(r"---[ \t]*")
+_FRONT_MATTER_CLOSE = re.compile(r"(---|\.\.\.)[ \t]*")
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -49,9 +54,23 @@ class _Block:
 
 
 def normalize_readme(readme: str) -> str:
-    """CRLF/CR -> LF, drop a byte-order mark and YAML front matter."""
-    text = readme.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    return _FRONT_MATTER.sub("", text, count=1)
+    """CRLF/CR -> LF, drop a byte-order mark and YAML front matter (only a mapping: see the module doc)."""
+    lines = readme.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").split("\n")
+    return "\n".join(lines[_front_matter_end(lines):])
+
+
+def _front_matter_end(lines: list[str]) -> int:
+    """Index of the first line after YAML front matter, 0 when the README has none."""
+    if not _FRONT_MATTER_OPEN.fullmatch(lines[0]):
+        return 0
+    closer = next((i for i in range(1, len(lines)) if _FRONT_MATTER_CLOSE.fullmatch(lines[i])), None)
+    if closer is None:
+        return 0
+    try:
+        metadata = yaml.safe_load("\n".join(lines[1:closer]))
+    except yaml.YAMLError:  # prose between two rules is rarely valid YAML
+        return 0
+    return closer + 1 if isinstance(metadata, dict) else 0
 
 
 def _heading_at(lines: list[str], i: int) -> tuple[int, str] | None:

@@ -1,4 +1,4 @@
-"""The `moxi` command: write a README for a repository with the latest adapter, or show the last eval."""
+"""The `moxi` command: write a README for a repository, evaluate a model on a records file, compare runs."""
 
 from __future__ import annotations
 
@@ -13,47 +13,128 @@ from moxi_pipeline.settings import load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="moxi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="write a README for a local repository")
-    gen.add_argument("path", help="a repository folder")
+    gen = commands.add_parser("generate", help="write a README for a repository")
+    gen.add_argument("path", help="a repository folder (GitHub URLs need the GitHub client)")
     gen.add_argument("--adapter", default="latest", help="'latest', an adapter folder, or 'none' for the base model")
     gen.add_argument("--out", help="write here instead of printing")
-    gen.add_argument("--max-new-tokens", type=int, default=512, help="README length budget in tokens")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
+    ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
+    ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, or 'none'")
+    ev.add_argument("--baseline", action="store_true", help="also score the template floor and the base model")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate on at most N repositories")
+    ev.add_argument("--out", required=True, help="output folder: generations.jsonl, metrics.json, report.md")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    cmp = commands.add_parser("compare", help="one table and plot of every evaluated run")
+    cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
+    cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
     commands.add_parser("report", help="print where the last eval report is and its headline numbers")
     args = parser.parse_args(argv)
+    handlers = {"generate": generate, "evaluate": evaluate, "compare": compare, "report": lambda _: report()}
     try:
-        return generate(args) if args.command == "generate" else report()
+        return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"moxi: {error}", file=sys.stderr)
         return 2
+
+
+def _is_remote(path: str) -> bool:
+    return path.startswith(("http://", "https://", "git@", "github.com/")) and not Path(path).exists()
+
+
+def _model(adapter: str, device: str, settings):
+    """(model, tokenizer) for `adapter` ('latest', a folder, or 'none'), the LoRA merged in for speed."""
+    from moxi_pipeline.generate import base_model_of, resolve_adapter
+    from moxi_pipeline.modeling import load_model, load_tokenizer
+
+    adapter_dir = None if adapter == "none" else resolve_adapter(adapter, settings.adapters_dir)
+    base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
+    if not (Path(base_dir) / "config.json").is_file():
+        raise ValueError(f"no base model at {base_dir}: run `make demo` or materialize base_model first")
+    return load_model(base_dir, device, adapter_dir, merge=True), load_tokenizer(adapter_dir or base_dir), adapter_dir
 
 
 def generate(args) -> int:
     from tqdm import tqdm
 
     from moxi_pipeline.collect.local import scan_repository
-    from moxi_pipeline.generate import DecodingConfig, base_model_of, generate_readme, resolve_adapter
-    from moxi_pipeline.modeling import load_model, load_tokenizer
+    from moxi_pipeline.compose import write_readmes
+    from moxi_pipeline.generate import DecodingConfig
+
+    if _is_remote(args.path):
+        raise ValueError(f"{args.path} is a remote repository: Moxi has no GitHub client yet; "
+                         "clone it (`git clone URL`) and pass the folder")
+    settings = load_settings()
+    snapshot = scan_repository(args.path)
+    model, tokenizer, _ = _model(args.adapter, args.device, settings)
+    with tqdm(desc=f"moxi generate {snapshot.repo}", unit="section", file=sys.stderr) as bar:
+        def step(what: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(what)
+            bar.update(done - bar.n)
+
+        written = write_readmes(model, tokenizer, [snapshot], DecodingConfig(), progress=step)[0]
+    removed = written.grounding
+    print(f"grounding removed {removed.paths} paths, {removed.urls} URLs, {removed.commands} commands", file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(written.text, encoding="utf-8")
+        print(f"wrote {args.out} ({len(written.text)} characters)", file=sys.stderr)
+    else:
+        print(written.text)
+    return 0
+
+
+def evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from moxi_pipeline.chunk import chunk_records
+    from moxi_pipeline.collect import collect_repos
+    from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset
+    from moxi_pipeline.evaluate import EvalConfig
+    from moxi_pipeline.evaluate import evaluate as run_evaluation
+    from moxi_pipeline.generate import base_model_of, resolve_adapter
+    from moxi_pipeline.report import write_eval_report
 
     settings = load_settings()
-    with tqdm(total=3, desc="moxi generate", unit="step", file=sys.stderr) as bar:
-        bar.set_postfix_str("reading repository")
-        snapshot = scan_repository(args.path)
-        repo, sample_input = snapshot.repo, snapshot.sample_input()
-        bar.update()
-        adapter_dir = None if args.adapter == "none" else resolve_adapter(args.adapter, settings.adapters_dir)
-        base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
-        bar.set_postfix_str(f"loading {adapter_dir or base_dir}")
-        model, tokenizer = load_model(base_dir, args.device, adapter_dir), load_tokenizer(adapter_dir or base_dir)
-        bar.update()
-        bar.set_postfix_str("writing README")
-        readme = generate_readme(model, tokenizer, repo, sample_input, DecodingConfig(max_new_tokens=args.max_new_tokens))
-        bar.update()
-    if args.out:
-        Path(args.out).write_text(readme, encoding="utf-8")
-        print(f"wrote {args.out} ({len(readme)} characters)", file=sys.stderr)
-    else:
-        print(readme)
+    collected = collect_repos("jsonl", args.records, limit=args.limit)
+    if not collected.records:
+        reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
+        raise ValueError(f"--records {args.records}: no usable record ({len(collected.skipped)} skipped: {reasons})")
+    adapter_dir = None if args.adapter == "none" else resolve_adapter(args.adapter, settings.adapters_dir)
+    base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
+    records = collected.records
+    samples = build_sft_dataset(records, chunk_records(records), None, DatasetConfig(test_fraction=0.5))
+    config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None)
+    with tqdm(desc="moxi evaluate", unit="batch", file=sys.stderr) as bar:
+        def step(what: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(what[:40])
+            bar.update(done - bar.n)
+
+        result = run_evaluation(base_dir, adapter_dir, records, samples, config, step)
+    result = result.model_copy(update={"run": {"records": Path(args.records).name, "profile": _profile(adapter_dir)}})
+    paths = write_eval_report(result, args.out)
+    print(f"wrote {paths['report']}", file=sys.stderr)
+    for system, summary in result.systems.items():
+        print(f"{system:<12} rougeL {summary['rougeL']:.3f}  unknown paths {summary['hallucinated_path_rate']:.1%}  "
+              f"invented URLs {summary['invented_urls']}  install right {_fmt(summary['install_ok'])}")
+    return 0
+
+
+def _profile(adapter_dir) -> str:
+    config = Path(adapter_dir or "") / "training_config.json"
+    return json.loads(config.read_text()).get("config", {}).get("profile", "?") if adapter_dir and config.is_file() else "—"
+
+
+def compare(args) -> int:
+    from moxi_pipeline.report import compare_runs
+
+    settings = load_settings()
+    runs = args.runs or sorted(str(p.parent) for p in (settings.data_dir / "eval" / "runs").glob("*/metrics.json"))
+    if not runs:
+        raise ValueError("no evaluated runs: pass `moxi evaluate` output folders, or materialize eval_report first")
+    path = compare_runs(runs, args.out or settings.data_dir / "eval")
+    print(path.read_text())
     return 0
 
 
@@ -62,19 +143,18 @@ def report() -> int:
     pointer = settings.data_dir / "artifacts" / "eval_report.json"
     if not pointer.is_file():
         raise FileNotFoundError(f"no eval report at {pointer}: run `make demo` or materialize eval_report")
-    artifact = json.loads(pointer.read_text())
-    print(f"eval report: {Path(artifact['path']) / 'eval_report.md'}")
-    metrics = artifact["metadata"]
-    names = sorted({key.split("_", 1)[1] for key in metrics if key.startswith("base_")})
-    print(f"{'metric':<16}{'base':>10}{'fine-tuned':>12}")
-    for name in names:
-        base, tuned = metrics.get(f"base_{name}"), metrics.get(f"fine_tuned_{name}")
-        print(f"{name:<16}{_fmt(base):>10}{_fmt(tuned):>12}")
+    run_dir = Path(json.loads(pointer.read_text())["path"])
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    print(f"eval report: {run_dir / 'report.md'}  ({summary['n_repos']} held-out repositories)")
+    systems = list(summary["systems"])
+    print(f"{'metric':<24}" + "".join(f"{name:>12}" for name in systems))
+    for metric in ("rougeL", "rouge1", "coverage", "hallucinated_path_rate", "invented_url_rate", "install_ok", "eval_loss"):
+        print(f"{metric:<24}" + "".join(f"{_fmt(summary['systems'][name].get(metric)):>12}" for name in systems))
     return 0
 
 
 def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from moxi_pipeline.chunk import normalize_readme
-from moxi_pipeline.instructions import InstructionGenerator, readme_instruction
-from moxi_pipeline.prompts import response_prefix
+from moxi_pipeline.compose import section_input, section_training_prefix
+from moxi_pipeline.facts import repo_facts
+from moxi_pipeline.grounding import Evidence, ground_readme
+from moxi_pipeline.instructions import _H1_START, InstructionGenerator, section_kind
+from moxi_pipeline.prompts import response_prefix, section_instruction
 from moxi_pipeline.records import SPLITS, ReadmeChunk, RepoRecord, SampleInput, SftSample
 
 TRAIN_JSON = "training_dataset.json"  # the seed's data/sft/training_dataset.json
@@ -38,6 +41,11 @@ HF_DIR = "hf"
 CARD = "README.md"
 
 _ATX_H1 = re.compile(r"^ {0,3}#(\s.*)?$")
+_HEADING = re.compile(r"^ {0,3}#{1,6}(\s|$)|^\s*<h[1-6][\s>]", re.IGNORECASE)
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_FEATURES = re.compile(r"\bfeatures?\b|\bhighlights?\b|\bwhat it does\b", re.IGNORECASE)
+# HTML lines, badge/image-only lines, link reference definitions, HTML comments
+_NOISE = re.compile(r"^\s*(<|\[!\[|!\[|\[[^\]]+\]:\s|-->)")
 _SETEXT_H1 = re.compile(r"^ {0,3}=+\s*$")
 
 
@@ -47,6 +55,7 @@ class DatasetConfig:
     seed: int = 0  # changes which repositories are held out
     max_readme_chars: int = 4000  # ~1000 tokens: a whole README above this gets no `readme` sample
     min_content_chars: int = 40  # samples shorter than this teach nothing (a lone heading) and are dropped
+    max_section_chars: int = 900  # ~250 tokens: what one generated section is budgeted (compose.SECTION_TOKENS)
 
     def __post_init__(self):
         if not 0 < self.test_fraction < 1:
@@ -98,52 +107,98 @@ def _check_inputs(records: list[RepoRecord], chunks: list[ReadmeChunk], instruct
         raise ValueError(f"instruction generator returned {len(instructions)} instructions for {len(chunks)} chunks")
 
 
+def chunk_section(chunk: ReadmeChunk) -> str | None:
+    """The outline section a chunk teaches (about, features, usage), or None for the fact sections
+    (installation, license, contributing), which are rendered from facts and never generated."""
+    title = chunk.section_title.strip()
+    if chunk.chunk_index == 0 and (not title or _H1_START.match(chunk.content)):
+        return "about"
+    if _FEATURES.search(title):
+        return "features"
+    return "usage" if title and section_kind(title) == "usage" else None
+
+
+def _section_body(content: str, section: str) -> str:
+    """The chunk minus what the forced prefix already says (its heading or title) and minus page
+    furniture a model cannot ground (HTML, badges and images); the about body stops at its first heading."""
+    lines = normalize_readme(content).split("\n")
+    heading = next((i for i, line in enumerate(lines) if _HEADING.match(line)), None)
+    if heading is not None and not any(line.strip() for line in lines[:heading] if not _NOISE.match(line)):
+        lines = lines[heading + 1 :]
+        if lines and _SETEXT.match(lines[0]):
+            lines = lines[1:]
+    kept = []
+    for line in lines:
+        if section == "about" and _HEADING.match(line):
+            break
+        if not _NOISE.match(line):
+            kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _truncate(text: str, max_chars: int) -> str:
+    """At most max_chars, cut at the last paragraph (else line) boundary: a section ends on a whole thought."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    cut = head.rfind("\n\n")
+    cut = cut if cut > max_chars // 3 else head.rfind("\n")
+    return head[:cut].rstrip() if cut > 0 else head.rstrip()
+
+
+def section_sample(record: RepoRecord, chunk: ReadmeChunk, section: str, facts, evidence, split: str,
+                   max_chars: int) -> SftSample | None:
+    """The training twin of one generated section: same prompt, same forced start, a grounded answer."""
+    body, _ = ground_readme(_section_body(chunk.content, section), evidence)
+    body = _truncate(body.strip(), max_chars)
+    if not body:
+        return None
+    prefix = section_training_prefix(section, record, facts)
+    return SftSample(
+        instruction=section_instruction(section, facts.name), input=section_input(section, record, facts),
+        content=prefix + body, repo_url=record.repo_url, repo=record.repo, kind="section", split=split,
+        section=section)
+
+
 def build_sft_dataset(
     records: list[RepoRecord],
     chunks: list[ReadmeChunk],
-    generator: InstructionGenerator,
+    generator: InstructionGenerator | None,
     config: DatasetConfig,
     progress: Callable[[str], None] | None = None,
 ) -> list[SftSample]:
-    """Per repository: a section sample for each chunk, then its whole-README sample when it fits."""
-    instructions = generator.instructions_for(chunks)
-    _check_inputs(records, chunks, instructions)
+    """Per repository, one sample per chunk that is an about, features or usage section (the sections
+    the model writes), with the same facts block and forced heading as inference and a grounded answer.
+
+    `generator` is accepted for the instruction backends; section prompts use the fixed per-section
+    instruction so that training and inference read the same words."""
+    _check_inputs(records, chunks, [""] * len(chunks))
     report = progress or (lambda message: None)
     splits = split_by_repo([record.repo_url for record in records], config.test_fraction, config.seed)
+    by_url = {record.repo_url: record for record in records}
+    facts = {url: repo_facts(record) for url, record in by_url.items()}
+    evidence = {url: Evidence.of(facts[url], r.file_tree, r.key_files) for url, r in by_url.items()}
     by_repo: dict[str, list[SftSample]] = {record.repo_url: [] for record in records}
-    too_short, too_long = 0, 0
-    for chunk, instruction in zip(chunks, instructions):
-        if len(chunk.content.strip()) < config.min_content_chars:
-            too_short += 1
-            report(f"skipped {chunk.repo_url} chunk {chunk.chunk_index}: {len(chunk.content.strip())} chars "
-                   f"< min_content_chars={config.min_content_chars}")
+    skipped: Counter = Counter()
+    for chunk in chunks:
+        section = chunk_section(chunk)
+        if section is None or section in {s.section for s in by_repo[chunk.repo_url]}:
+            skipped["not a generated section" if section is None else "later chunk of a section"] += 1
             continue
-        by_repo[chunk.repo_url].append(SftSample(
-            instruction=instruction, input=_sample_input(chunk), content=chunk.content, repo_url=chunk.repo_url,
-            repo=chunk.repo, kind="section", split=splits[chunk.repo_url]))
-    for record in records:
-        content = readme_content(record)
-        if len(content) > config.max_readme_chars:
-            too_long += 1  # expected for long READMEs: their chunks still train; not worth a log line each
+        sample = section_sample(by_url[chunk.repo_url], chunk, section, facts[chunk.repo_url],
+                                evidence[chunk.repo_url], splits[chunk.repo_url], config.max_section_chars)
+        if sample is None or len(sample.content) - sample.content.find("\n\n") < config.min_content_chars:
+            skipped[f"shorter than min_content_chars={config.min_content_chars} once grounded"] += 1
+            report(f"skipped {chunk.repo_url} chunk {chunk.chunk_index}: too short once grounded")
             continue
-        if len(content.strip()) < config.min_content_chars:
-            too_short += 1
-            report(f"skipped whole README of {record.repo_url}: {len(content.strip())} chars "
-                   f"< min_content_chars={config.min_content_chars}")
-            continue
-        by_repo[record.repo_url].append(SftSample(
-            instruction=readme_instruction(record.repo, record.project_type), input=_sample_input(record),
-            content=content, repo_url=record.repo_url, repo=record.repo, kind="readme",
-            split=splits[record.repo_url]))
-    # train first, then test, each in record order: the order the JSON files hold, so a reload hashes the same
+        by_repo[chunk.repo_url].append(sample)
     samples = [sample for split in SPLITS for repo_samples in by_repo.values() for sample in repo_samples
                if sample.split == split]
     if not samples:
         raise ValueError(
-            f"sft_dataset is empty after filtering: {len(chunks)} chunks and {len(records)} READMEs, "
-            f"{too_short} samples shorter than min_content_chars={config.min_content_chars}, "
-            f"{too_long} READMEs longer than max_readme_chars={config.max_readme_chars}")
-    report(f"{len(samples)} samples; {too_short} too short, {too_long} READMEs too long for a readme sample")
+            f"sft_dataset is empty after filtering: {len(chunks)} chunks of {len(records)} READMEs gave no "
+            f"about/features/usage section; skipped: {dict(skipped)}")
+    report(f"{len(samples)} samples; skipped {dict(skipped)}")
     return samples
 
 

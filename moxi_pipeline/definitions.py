@@ -9,7 +9,7 @@ from moxi_pipeline.settings import load_settings
 data_dir = str(load_settings().data_dir)
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data_assets, model_assets]),
-    asset_checks=[model_assets.adapter_beats_base_rouge_l],
+    asset_checks=[model_assets.adapter_beats_base_and_template],
     jobs=[collect_job, pipeline_job],
     schedules=[recollect_schedule],
     resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir)},

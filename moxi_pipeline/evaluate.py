@@ -1,139 +1,48 @@
-"""Base model against fine-tuned on held-out repositories: ROUGE, section coverage, grounding, eval loss.
+"""`moxi evaluate`: READMEs for held-out repositories from each system, scored against the real ones.
 
-Fair comparison: both models get the same prompt and the same decoding discipline (`generate.py`);
-the only difference is the adapter. One PeftModel is loaded and the base runs inside
-`model.disable_adapter()`, so the weights are read from disk once.
+Systems, all writing through the same outline, facts and grounding pass (`compose.write_readmes`):
+- `template`: the deterministic floor, facts only, no model;
+- `base`: the base model zero-shot;
+- `fine_tuned`: the base model with the LoRA adapter, merged into the weights for speed.
+
+Per repository and system, `metrics.score_readme`; per system, the mean with a 95% confidence
+interval (Student's t over repositories), pooled trust rates, and the eval loss and perplexity of each
+model on the records' section samples, sampled round-robin across repositories.
 """
 
 from __future__ import annotations
 
-import re
+import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
-from moxi_pipeline.generate import DecodingConfig, Progress, generate_readmes
-from moxi_pipeline.instructions import section_kind
+from moxi_pipeline.compose import write_readmes
+from moxi_pipeline.generate import DecodingConfig, Progress
+from moxi_pipeline.grounding import Evidence
+from moxi_pipeline.metrics import REFERENCE_CHARS, score_readme
 from moxi_pipeline.prompts import to_prompt_completion
-from moxi_pipeline.records import RepoRecord, SampleInput, SftSample
+from moxi_pipeline.records import RepoRecord, SftSample
 
-# The benchmark's convention: a README's first 4,000 characters (~1,000 tokens) are what a
-# 384-token generation can be compared with; the rest would only dilute recall.
-REFERENCE_CHARS = 4000
-SECTIONS = ("title", "installation", "usage", "license", "contributing")
-MODELS = ("base", "fine_tuned")
-SCORE_METRICS = ("rougeL", "rouge1", "coverage", "grounding")
+SYSTEMS = ("template", "base", "fine_tuned")
+MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "coverage", "length_ratio")
+# two-sided 95% Student's t quantiles by degrees of freedom; 1.96 beyond the table
+_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
+        15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}
 
-# Headings: ATX (`## Usage`), setext (`Usage` over `-----`), HTML (`<h2>Usage</h2>`).
-_ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_SETEXT_UNDERLINE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
-_HTML_HEADING = re.compile(r"<h([1-6])[^>]*>(.*?)</h\1>", re.IGNORECASE | re.DOTALL)
-_URL = re.compile(r"(https?|ftp)://\S+|www\.\S+|\S+@\S+\.\w+")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")  # `<br/>`, `<img src=...>`: markup, not paths
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-_TOKEN = re.compile(r"[\w.~/-]+")
-# Extensions a README plausibly names as files; a word like "e.g." or "Node.js" is not a file mention.
-FILE_EXTENSIONS = frozenset(
-    "py pyi ipynb md rst txt toml cfg ini yaml yml json lock xml html css scss js mjs cjs jsx ts tsx vue "
-    "go mod rs c h cc cpp hpp cs csproj sln java kt kts gradle scala rb gemspec php swift m mm podspec "
-    "sh bash ps1 bat sql r jl lua pl dart ex exs env conf dockerfile".split()
-)
-FILE_NAMES = frozenset(("Makefile", "Dockerfile", "Gemfile", "Rakefile", "Procfile", "Vagrantfile", "Justfile"))
-
-
-def rouge_scores(prediction: str, reference: str) -> dict:
-    """ROUGE-L and ROUGE-1 F1 (stemmed) against the reference's first REFERENCE_CHARS characters."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL", "rouge1"], use_stemmer=True)
-    scores = scorer.score(reference[:REFERENCE_CHARS], prediction)
-    return {"rougeL": scores["rougeL"].fmeasure, "rouge1": scores["rouge1"].fmeasure}
-
-
-def headings(text: str) -> list[tuple[int, str]]:
-    """(level, text) of every markdown or HTML heading, outside fenced code blocks."""
-    found, in_fence, previous = [], False, ""
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence, previous = not in_fence, ""
-            continue
-        if in_fence:
-            continue
-        atx = _ATX.match(line)
-        if atx:
-            found.append((len(atx.group(1)), atx.group(2)))
-        elif _SETEXT_UNDERLINE.match(line) and previous.strip() and not previous.lstrip().startswith(("-", "*", "|")):
-            found.append((1 if line.strip()[0] == "=" else 2, previous.strip()))
-        previous = line
-    found += [(int(level), re.sub(r"<[^>]+>", "", body).strip()) for level, body in _HTML_HEADING.findall(text)]
-    return found
-
-
-def section_coverage(text: str) -> dict[str, bool]:
-    """Which of SECTIONS have a heading; headings are classified by `instructions.section_kind`, the
-    same keywords that label the training sections. An H1 counts as the title, as does an about-heading."""
-    found = dict.fromkeys(SECTIONS, False)
-    for level, title in headings(text):
-        kind = section_kind(title)
-        if level == 1 or kind == "about":
-            found["title"] = True
-        if kind in found:
-            found[kind] = True
-    return found
-
-
-def coverage_share(coverage: dict[str, bool]) -> float:
-    return sum(coverage.values()) / len(coverage)
-
-
-def file_mentions(text: str) -> set[str]:
-    """Things that look like files: a known extension or file name, or a slashed word written as
-    `code`, `./x` or `x/` (a directory). Bare `and/or` in prose is not a path; URLs and HTML tags are dropped."""
-    text = _HTML_TAG.sub(" ", _URL.sub(" ", text))
-    code = " ".join(_CODE_SPAN.findall(text))
-    mentions = set()
-    for source, in_code in ((text, False), (code, True)):
-        for token in _TOKEN.findall(source):
-            path = token.strip(".-")
-            if not path.strip("/~"):
-                continue
-            name = path.rstrip("/").rsplit("/", 1)[-1]
-            stem, _, extension = name.rpartition(".")
-            has_extension = bool(stem) and extension.lower() in FILE_EXTENSIONS
-            # "Node.js", "Vue.js" in prose are products, not files; `App.js` in code is a file
-            if has_extension and extension == "js" and stem[0].isupper() and "/" not in path and not in_code:
-                continue
-            slashed = "/" in token and (in_code or token.startswith(("./", "~/")) or token.endswith("/"))
-            if has_extension or name in FILE_NAMES or slashed:
-                mentions.add(path.removeprefix("./").strip("/"))
-    return {m for m in mentions if m}
-
-
-def grounding(text: str, file_tree) -> float | None:
-    """Share of distinct file mentions that exist in the tree: as a path, a trailing part of a path
-    (`main.py` for `src/main.py`), or a directory. None when the text mentions no file."""
-    mentions = file_mentions(text)
-    if not mentions:
-        return None
-    known: set[str] = set()
-    for path in file_tree:
-        parts = path.strip("/").split("/")
-        # every contiguous run of components: "a/b/c.py" -> a, a/b, b, a/b/c.py, b/c.py, c.py ...
-        known.update("/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
-    return sum(mention in known for mention in mentions) / len(mentions)
+__all__ = ["EvalConfig", "EvalReport", "REFERENCE_CHARS", "SYSTEMS", "evaluate", "mean_ci", "round_robin"]
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    max_repos: int = 6  # held-out repositories to generate for; ~40 s each per model on 2 cores
+    max_repos: int = 6  # held-out repositories to write READMEs for
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     device: str = "auto"  # auto | cpu | cuda
-    # eval-loss sequence cap in tokens; match training's max_length. Prompts run 650-1,300 tokens
-    # (Java/C# paths tokenize long), so 1536 leaves every sample some completion tokens to score.
-    max_length: int = 1536
-    max_loss_samples: int = 16  # test samples in the eval loss (~2-5 s each per model on 2 cores); 0 skips it
+    max_length: int = 1024  # eval-loss sequence cap in tokens; section prompts run ~500-700
+    max_loss_samples: int = 16  # section samples in the eval loss, round-robin across repositories; 0 skips it
+    baseline: bool = True  # also score the template floor and the base model zero-shot
+    with_features: bool = True  # the model writes a Features section
 
     def __post_init__(self) -> None:
         if self.max_repos < 1:
@@ -148,61 +57,47 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.max_loss_samples must be >= 0, got {self.max_loss_samples!r}")
 
 
-class _Frozen(BaseModel):
+class EvalReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-
-class RepoScore(_Frozen):
-    repo: str
-    repo_url: str
-    model: str
-    rougeL: float
-    rouge1: float
-    coverage: dict[str, bool]
-    grounding: float | None
-    prediction: str
-
-
-class ModelScore(_Frozen):
-    rougeL: float
-    rouge1: float
-    coverage: float
-    grounding: float | None  # mean over repos whose README mentions a file; None when none does
-    eval_loss: float | None
-    generation_s: float
-
-
-class EvalReport(_Frozen):
     n_repos: int
-    models: dict[str, ModelScore]  # "base", "fine_tuned"
-    reference: dict[str, float | None]  # coverage and grounding of the real READMEs, for scale
-    rows: list[RepoScore]
-    n_loss_samples: int
+    systems: dict[str, dict]  # system -> {metric: value, metric_ci: [low, high]}
+    rows: list[dict]  # one per repository and system: repo, system, metrics, removed, text
     base_model_dir: str
-    adapter_dir: str
+    adapter_dir: str | None
     config: dict
+    run: dict = {}  # what was evaluated: records file, profile, dataset hash (filled by the caller)
 
-    def delta(self, metric: str) -> float | None:
-        base, tuned = getattr(self.models["base"], metric), getattr(self.models["fine_tuned"], metric)
-        return None if base is None or tuned is None else tuned - base
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+    def metric(self, system: str, name: str):
+        return self.systems.get(system, {}).get(name)
 
 
-def score_prediction(record: RepoRecord, model: str, prediction: str) -> RepoScore:
-    coverage = section_coverage(prediction)
-    return RepoScore(
-        repo=record.repo,
-        repo_url=record.repo_url,
-        model=model,
-        coverage=coverage,
-        grounding=grounding(prediction, record.file_tree),
-        prediction=prediction,
-        **rouge_scores(prediction, record.readme),
-    )
+def mean_ci(values) -> tuple[float | None, list[float] | None]:
+    """Mean and 95% confidence interval (Student's t) of the non-None values."""
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, [mean, mean]
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    dof = len(values) - 1
+    t = next((q for d, q in sorted(_T95.items()) if d >= dof), 1.96)
+    half = t * sd / math.sqrt(len(values))
+    return mean, [mean - half, mean + half]
+
+
+def round_robin(samples: list[SftSample], limit: int) -> list[SftSample]:
+    """At most `limit` samples, one repository at a time in turn, so the loss is not one repository's."""
+    by_repo: dict[str, list[SftSample]] = {}
+    for sample in samples:
+        by_repo.setdefault(sample.repo_url, []).append(sample)
+    picked, queues = [], [list(q) for _, q in sorted(by_repo.items())]
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
 
 
 def completion_ids(tokenizer, sample: SftSample) -> tuple[list[int], int]:
@@ -240,60 +135,68 @@ def compute_eval_loss(model, tokenizer, samples: list[SftSample], max_length: in
     return total_loss / total_tokens
 
 
-def evaluate_models(
-    base_model_dir,
-    adapter_dir,
-    test_records: list[RepoRecord],
-    test_samples: list[SftSample],
-    config: EvalConfig,
+def aggregate(rows: list[dict], eval_loss: float | None, seconds: float, new_tokens: int) -> dict:
+    """One system's summary: means with CIs, pooled trust rates, shares, loss, perplexity, speed."""
+    summary: dict = {}
+    for name in MEAN_METRICS:
+        summary[name], summary[f"{name}_ci"] = mean_ci(row[name] for row in rows)
+    paths, urls = sum(r["paths"] for r in rows), sum(r["urls"] for r in rows)
+    summary["hallucinated_path_rate"] = sum(r["unknown_paths"] for r in rows) / paths if paths else 0.0
+    summary["invented_url_rate"] = sum(r["invented_urls"] for r in rows) / urls if urls else 0.0
+    summary["invented_urls"] = f"{sum(r['invented_urls'] for r in rows)} of {urls}"
+    installs = [r["install_ok"] for r in rows if r["install_ok"] is not None]
+    summary["install_ok"] = sum(installs) / len(installs) if installs else None
+    summary["title_ok"] = sum(r["title_ok"] for r in rows) / len(rows)
+    summary["degenerate"] = sum(r["degenerate"] for r in rows)
+    summary["removed_by_grounding"] = sum(r["removed"] for r in rows)
+    summary["eval_loss"] = eval_loss
+    summary["perplexity"] = math.exp(eval_loss) if eval_loss is not None else None
+    summary["generation_s"] = round(seconds, 2)
+    summary["tokens_per_s"] = round(new_tokens / seconds, 1) if seconds > 0 and new_tokens else None
+    return summary
+
+
+def _score_system(name, model, tokenizer, records, config, loss_samples, progress):
+    step = None if progress is None else (lambda what, done, total: progress(f"{name}: {what}", done, total))
+    started = time.perf_counter()
+    written = write_readmes(model, tokenizer, records, config.decoding, config.with_features, step)
+    seconds = time.perf_counter() - started
+    rows = []
+    for record, readme in zip(records, written):
+        evidence = Evidence.of(readme.facts, record.file_tree, record.key_files)
+        metrics = score_readme(readme.text, record.readme, readme.facts, evidence, record.repo)
+        rows.append({"repo": record.repo, "repo_url": record.repo_url, "system": name, **metrics,
+                     "removed": readme.grounding.total(), "text": readme.text})
+    loss = None
+    if model is not None and loss_samples:
+        loss = compute_eval_loss(model, tokenizer, loss_samples, config.max_length)
+    return rows, aggregate(rows, loss, seconds, sum(w.new_tokens for w in written))
+
+
+def evaluate(
+    base_model_dir, adapter_dir, records: list[RepoRecord], samples: list[SftSample], config: EvalConfig,
     progress: Progress | None = None,
 ) -> EvalReport:
-    """Generate a README per held-out repository with the base model and with base+adapter; score both."""
+    """Score the template floor and base model (with `config.baseline`) and the fine-tuned model
+    (when `adapter_dir` is given) on `records`; `samples` are their section samples, for eval loss."""
     from moxi_pipeline.modeling import load_model, load_tokenizer
 
-    if not test_records:
-        raise ValueError("test_records is empty: the test split has no repositories to evaluate on")
-    records = sorted(test_records, key=lambda r: r.repo_url)[: config.max_repos]
-    loss_samples = test_samples[: config.max_loss_samples]
-    items = [
-        (r.repo, SampleInput(file_tree=r.file_tree, project_type=r.project_type, key_files=r.key_files)) for r in records
-    ]
+    if not records:
+        raise ValueError("records is empty: there are no repositories to evaluate on")
+    records = sorted(records, key=lambda r: r.repo_url)[: config.max_repos]
+    urls = {r.repo_url for r in records}
+    loss_samples = round_robin([s for s in samples if s.repo_url in urls], config.max_loss_samples)
+    names = [n for n in SYSTEMS if (n != "fine_tuned" or adapter_dir) and (n == "fine_tuned" or config.baseline or not adapter_dir)]
     tokenizer = load_tokenizer(base_model_dir)
-    model = load_model(base_model_dir, config.device, adapter_dir=adapter_dir)
-    rows, scores = [], {}
-    for name in MODELS:
-        # (label, done, total) over both models, so one progress bar covers the whole evaluation
-        offset = len(rows)
-        step = None if progress is None else (lambda repo, done, _t: progress(f"{name} {repo}", offset + done, 2 * len(items)))
-        with model.disable_adapter() if name == "base" else nullcontext():
-            started = time.perf_counter()
-            predictions = generate_readmes(model, tokenizer, items, config.decoding, step)
-            seconds = time.perf_counter() - started
-            loss = compute_eval_loss(model, tokenizer, loss_samples, config.max_length) if loss_samples else None
-        model_rows = [score_prediction(r, name, p) for r, p in zip(records, predictions)]
-        rows += model_rows
-        scores[name] = _model_score(model_rows, loss, seconds)
-    return EvalReport(
-        n_repos=len(records),
-        models=scores,
-        reference={
-            "coverage": _mean(coverage_share(section_coverage(r.readme)) for r in records),
-            "grounding": _mean(grounding(r.readme, r.file_tree) for r in records),
-        },
-        rows=rows,
-        n_loss_samples=len(loss_samples),
-        base_model_dir=str(base_model_dir),
-        adapter_dir=str(adapter_dir),
-        config=asdict(config),
-    )
-
-
-def _model_score(rows: list[RepoScore], eval_loss: float | None, seconds: float) -> ModelScore:
-    return ModelScore(
-        rougeL=_mean(r.rougeL for r in rows),
-        rouge1=_mean(r.rouge1 for r in rows),
-        coverage=_mean(coverage_share(r.coverage) for r in rows),
-        grounding=_mean(r.grounding for r in rows),
-        eval_loss=eval_loss,
-        generation_s=seconds,
-    )
+    rows, systems = [], {}
+    for name in names:
+        model = None
+        if name == "base":
+            model = load_model(base_model_dir, config.device)
+        elif name == "fine_tuned":
+            model = load_model(base_model_dir, config.device, adapter_dir=adapter_dir, merge=True)
+        system_rows, systems[name] = _score_system(name, model, tokenizer, records, config, loss_samples, progress)
+        rows += system_rows
+    return EvalReport(n_repos=len(records), systems=systems, rows=rows, base_model_dir=str(base_model_dir),
+                      adapter_dir=str(adapter_dir) if adapter_dir else None,
+                      config={**asdict(config), "n_loss_samples": len(loss_samples)})

@@ -39,6 +39,10 @@ _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 # Echoes of `prompts.render_input`: "--- path ---" blocks and its section labels.
 _ECHO = re.compile(r"^(--- \S.* ---|Key files:|File tree:|Project: .+\(.+\))\s*$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
+_INLINE_FENCE = re.compile(r"^\s*`{3}[^`]*`{3}\s*$")  # "```cpp```": a fence opened and closed on one line
+_STRAY_FENCE = re.compile(r"(?<=\S)\s*`{3,}\s*$")  # "pip install x```": a fence glued to text
+_FINISHED = (".", "!", "?", ":", ")", "`", "*", "|")
+_LIST_MARK = re.compile(r"^\s*([-*+]|\d+[.)])\s")
 # 40+ letters with no space, digit or slash: no English word or identifier; it is what greedy decoding
 # under a repetition penalty emits once it runs out of allowed tokens ("npmjimiemlitekomit...").
 _GIBBERISH = re.compile(r"[A-Za-z]{40,}")
@@ -52,7 +56,8 @@ class DecodingConfig:
     temperature: float = 0.0  # 0 -> greedy, deterministic; > 0 samples
     top_p: float = 1.0  # only used when sampling
     seed: int = 0  # only used when sampling
-    batch_size: int = 1  # left-padded prompts generated together
+    batch_size: int = 8  # left-padded prompts generated together: 3.8x the tokens/s of one at a time here
+    stop_at_heading: bool = True  # a section ends where the model starts the next heading ("\n#")
 
     def __post_init__(self) -> None:
         checks = {
@@ -114,6 +119,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingC
             attention_mask=attention_mask.to(model.device),
             eos_token_id=stop_token_ids(tokenizer),
             pad_token_id=pad_id,
+            **({"stop_strings": ["\n#"], "tokenizer": tokenizer} if decoding.stop_at_heading else {}),
             **decoding.generate_kwargs(),
         )
     return [row[width:].tolist() for row in out]
@@ -151,6 +157,44 @@ def clean_readme(text: str, repo: str) -> str:
     lines = _close_fence(lines)
     lines = _drop_dangling_headings(lines)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def clean_section(text: str, prefix: str) -> str:
+    """One section: the forced prefix and what follows, up to the next heading, cleaned like a README."""
+    lines = text.split("\n")
+    start = prefix.count("\n") + 1
+    for index in range(start, len(lines)):
+        if _HEADING.match(lines[index]) and not _inside_fence(lines[:index]):
+            lines = lines[:index]
+            break
+    lines = [_STRAY_FENCE.sub("", line) for line in lines if not _INLINE_FENCE.match(line)]
+    lines = _cut_at_echo(lines)
+    lines = _drop_gibberish(lines)
+    lines = _cut_at_loop(lines)
+    lines = _close_fence(lines)
+    lines = _trim_unfinished(lines, start)
+    lines = _drop_dangling_headings(lines)
+    return "\n".join(lines).rstrip()
+
+
+def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
+    """A section cut by the token budget ends mid-sentence: back up to its last finished sentence."""
+    lines = list(lines)
+    while len(lines) > keep and not lines[-1].strip():
+        lines.pop()
+    if len(lines) <= keep or _FENCE.match(lines[-1]):
+        return lines
+    last = lines[-1].rstrip()
+    if last.endswith(_FINISHED):
+        return lines[:-1] if last.endswith(":") else lines
+    cut = max(last.rfind(mark + " ") for mark in ".!?")
+    if cut > 0 and not _LIST_MARK.match(last):
+        return lines[:-1] + [last[: cut + 1]]
+    return lines[:-1]
+
+
+def _inside_fence(lines: list[str]) -> bool:
+    return sum(1 for line in lines if _FENCE.match(line)) % 2 == 1
 
 
 def _cut_at_echo(lines: list[str]) -> list[str]:

@@ -1,18 +1,29 @@
 """The one prompt format, shared by training, evaluation and `moxi generate`.
 
-Order matters for a 135M model (measured on held-out repositories, ROUGE-L 0.050 -> 0.102 with
-this discipline): key files first, then the file tree, then the instruction last, so the request
-is the freshest thing in context; the answer is forced to open with `# <name>`.
+A README is written section by section (`compose.py`). Each section's prompt is short enough for a 135M
+model: the facts block (`repo_facts`), the key files that matter to that section, the top of the file
+tree, then the instruction last, so the request is the freshest thing in context. The answer is forced
+to open with the section's heading (`section_prefix`), in training and at inference alike.
 """
 
 from __future__ import annotations
 
-from moxi_pipeline.records import SampleInput, SftSample
+from moxi_pipeline.records import RepoFacts, SampleInput, SftSample
 
 SYSTEM_PROMPT = (
-    "You write README.md files for software repositories. Write Markdown prose about the project: "
-    "what it does, how to install it, how to use it. Never copy the key files back."
+    "You write README.md sections for software repositories. State only what the facts and files show: "
+    "never invent file names, links, commands or authors. Never copy the key files back."
 )
+MODEL_SECTIONS = ("about", "features", "usage")
+SECTION_INSTRUCTIONS = {
+    "about": "Write the opening of the README for `{name}`: the title, then one paragraph on what it does "
+             "and why it is useful.",
+    "features": "Write the Features section of the README for `{name}`: a short bullet list of what it does, "
+                "based on the files above.",
+    "usage": "Write the Usage section of the README for `{name}`: one short paragraph on how to use it. "
+             "Mention only commands and files listed above.",
+}
+SECTION_HEADINGS = {"features": "## Features", "usage": "## Usage"}
 
 # Code and paths run ~2.6 characters per token (measured on dev.jsonl with SmolLM2's tokenizer), so
 # 600 + 400 characters + system + instruction ~ 480 tokens: the whole prompt fits the demo's 640-token
@@ -47,13 +58,41 @@ def render_file_tree(file_tree: tuple[str, ...], max_chars: int = MAX_TREE_CHARS
     return "\n".join(lines)
 
 
+def render_facts(facts: RepoFacts, project_type: str) -> str:
+    """The facts block: one `Label: value` line per known fact."""
+    from moxi_pipeline.instructions import project_phrase
+
+    lines = [f"Project: {facts.name} ({project_phrase(project_type)})"]
+    fields = (
+        ("Description", facts.description), ("Language", facts.language), ("Requires", facts.requires),
+        ("Install", "; ".join(facts.install)), ("Commands", "; ".join(facts.commands)),
+        ("Built with", ", ".join(facts.frameworks)), ("Tests", facts.test_command), ("License", facts.license),
+    )
+    lines += [f"{label}: {value}" for label, value in fields if value]
+    return "\n".join(lines)
+
+
+def section_prefix(section: str, facts: RepoFacts, opening: str = "") -> str:
+    """What the answer is forced to open with: the heading (and, for about, the first sentence)."""
+    if section == "about":
+        return f"# {facts.name}\n\n{opening}".rstrip() + ("" if not opening else " ")
+    return SECTION_HEADINGS[section] + "\n\n"
+
+
 def render_input(sample_input: SampleInput, repo: str) -> str:
     parts = []
+    if sample_input.facts is not None:
+        parts.append("Facts:\n" + render_facts(sample_input.facts, sample_input.project_type))
     if sample_input.key_files:
         parts.append("Key files:\n" + render_key_files(sample_input))
     parts.append("File tree:\n" + render_file_tree(sample_input.file_tree))
-    parts.append(f"Project: {repo} ({sample_input.project_type})")
+    if sample_input.facts is None:
+        parts.append(f"Project: {repo} ({sample_input.project_type})")
     return "\n\n".join(parts)
+
+
+def section_instruction(section: str, name: str) -> str:
+    return SECTION_INSTRUCTIONS[section].format(name=name)
 
 
 def build_messages(instruction: str, sample_input: SampleInput, repo: str) -> list[dict]:

@@ -79,10 +79,50 @@ class ReadmeChunk(Record):
     project_type: str = "unknown"
 
 
+class RepoFacts(Record):
+    """What is true about a repository, read from its tree and key files (`moxi_pipeline.facts.repo_facts`)."""
+
+    name: str  # the README's title
+    package: str | None = None  # the name it is installed by (registry name, Go module path)
+    description: str | None = None
+    ecosystem: str | None = None
+    language: str | None = None
+    repo_url: str | None = None  # a hosted repository URL (https://github.com/o/r), else None
+    requires: str | None = None  # "Python >=3.9"
+    install: tuple[str, ...] = ()  # shell commands, in order
+    commands: tuple[str, ...] = ()  # what a user runs once installed
+    test_command: str | None = None
+    license: str | None = None  # SPDX id
+    license_file: str | None = None
+    dependencies: tuple[str, ...] = ()
+    frameworks: tuple[str, ...] = ()
+    tests: bool = False
+    docs_dir: str | None = None
+    ci: tuple[str, ...] = ()
+    examples_dir: str | None = None
+    contributing_file: str | None = None
+    changelog_file: str | None = None
+    python_packages: tuple[str, ...] = ()
+
+    def allowed_urls(self) -> tuple[str, ...]:
+        """URLs built from facts: the repository and its pages, and the package's registry page."""
+        urls = [self.repo_url] if self.repo_url else []
+        registry = {
+            "python": "https://pypi.org/project/", "node": "https://www.npmjs.com/package/",
+            "rust": "https://crates.io/crates/", "go": "https://pkg.go.dev/", "ruby": "https://rubygems.org/gems/",
+            "php": "https://packagist.org/packages/", "dotnet": "https://www.nuget.org/packages/",
+            "dart": "https://pub.dev/packages/",
+        }.get(self.ecosystem or "")
+        if self.package and registry:
+            urls.append(registry + self.package)
+        return tuple(urls)
+
+
 class SampleInput(Record):
     file_tree: tuple[str, ...]
     project_type: str
     key_files: tuple[KeyFile, ...] = ()
+    facts: RepoFacts | None = None  # section samples carry the facts block the prompt renders
 
 
 class SftSample(Record):
@@ -95,6 +135,7 @@ class SftSample(Record):
     repo: str
     kind: Literal["section", "readme"]
     split: Literal["train", "test"]
+    section: str = ""  # the outline section a `section` sample teaches: about | features | usage
 
 
 class Artifact(Record):

@@ -9,3 +9,34 @@ from moxi_pipeline_tests.tiny_model import build_tiny_model
 def tiny_model_dir(tmp_path_factory):
     """A random-initialised 2-layer Llama with a trained byte-level BPE tokenizer and a ChatML template."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+# --- hypothesis: how many generated cases each property tried, in pytest's terminal summary ---------
+
+_HYPOTHESIS_CASES: dict[str, tuple[int, int]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    """Chains onto hypothesis's own statistics callback (set by its plugin's outer wrapper) to count cases."""
+    from hypothesis import is_hypothesis_test
+    from hypothesis.statistics import collector
+
+    if not is_hypothesis_test(getattr(item, "obj", None)):
+        yield
+        return
+    outer = collector.value
+
+    def note(stats: dict) -> None:
+        if outer is not None:
+            outer(stats)
+        cases = [case for key, phase in stats.items() if key.endswith("-phase") for case in phase.get("test-cases", [])]
+        _HYPOTHESIS_CASES[item.nodeid] = (len(cases), sum(case["status"] == "valid" for case in cases))
+
+    with collector.with_value(note):
+        yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    for nodeid, (tried, valid) in _HYPOTHESIS_CASES.items():
+        terminalreporter.write_line(f"hypothesis: {nodeid.rsplit('::', 1)[-1]} tried {tried} cases ({valid} valid)")

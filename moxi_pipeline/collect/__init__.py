@@ -5,8 +5,10 @@
     collect_repos("local", "~/code")               # one repository, or a folder of them
 
 Order is deterministic: installed by distribution name, local by folder name, jsonl by file order.
-A second record with an already-seen repo_url is skipped (the first wins), so one repository can
-never land on both sides of the train/test split. `limit` stops after that many records.
+Every source normalises repo_url, and a second record of an already-seen repository is skipped (the
+first wins). Records are compared by `repo_key` (the URL normalised, owner/name without case on
+GitHub-like hosts), so one repository, however its URL is spelled, can never land on both sides of
+the train/test split. `limit` stops after that many records.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from moxi_pipeline.collect.key_files import MAX_KEY_FILE_CHARS, MAX_KEY_FILES, r
 from moxi_pipeline.collect.local import RepoSnapshot, scan_repository
 from moxi_pipeline.collect.project_type import PROJECT_TYPES, detect_project_type, guess_language
 from moxi_pipeline.collect.result import CollectResult, Skipped, describe_validation_error
+from moxi_pipeline.collect.urls import repo_key
 from moxi_pipeline.records import RepoRecord
 
 COLLECT_SOURCES = ("installed", "jsonl", "local")
@@ -46,6 +49,8 @@ def _existing_path(source: str, path: str | None, want_dir: bool) -> Path:
 
 
 def _local_record(repo_dir: Path) -> RepoRecord | Skipped:
+    if repo_dir.is_symlink():  # it could point anywhere on the disk: never scanned
+        return Skipped(str(repo_dir), "a symbolic link to a folder; links are not followed")
     try:
         return local.record_from_repository(repo_dir)
     except OSError as error:  # an unreadable folder or file in one repository must not sink the rest
@@ -84,16 +89,17 @@ def collect_repos(
     items = _source_items(source, path)
     records: list[RepoRecord] = []
     skipped: list[Skipped] = []
-    first_item_by_url: dict[str, str] = {}
+    first_by_key: dict[str, tuple[str, str]] = {}  # repo_key -> (item label, repo_url) of the record kept
     for done, (label, load) in enumerate(items, start=1):
         result = load()
         if isinstance(result, Skipped):
             skipped.append(result)
-        elif result.repo_url in first_item_by_url:
-            kept = first_item_by_url[result.repo_url]
-            skipped.append(Skipped(label, f"duplicate repo_url {result.repo_url!r}; kept {kept}"))
+        elif (key := repo_key(result.repo_url)) in first_by_key:
+            kept, kept_url = first_by_key[key]
+            same = "" if kept_url == result.repo_url else f" (same repository as {kept_url!r})"
+            skipped.append(Skipped(label, f"duplicate repo_url {result.repo_url!r}{same}; kept {kept}"))
         else:
-            first_item_by_url[result.repo_url] = label
+            first_by_key[key] = (label, result.repo_url)
             records.append(result)
         if progress is not None:
             progress(done, len(items))

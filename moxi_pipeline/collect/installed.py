@@ -92,8 +92,8 @@ def package_init_key_file(dist: importlib.metadata.Distribution) -> KeyFile | No
         return None
     wanted = _normalized_name(dist).replace("-", "_")
     best = next((file for file in inits if file.parts[0].lower() == wanted), inits[0])
-    location = Path(str(dist.locate_file(best)))
-    text = read_text_head(location) if location.is_file() else None
+    # read relative to the distribution's folder, so a RECORD entry can't lead the read out of it
+    text = read_text_head(Path(str(dist.locate_file(""))), best.as_posix())
     return KeyFile(path=best.as_posix(), content=text) if text is not None else None
 
 

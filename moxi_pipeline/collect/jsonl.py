@@ -7,6 +7,13 @@ language, key_files, plus fields we ignore such as commit) and the seed's `aweso
 Skipped ("line N" / "index N") and the rest still load; a file that is not JSON at all, or JSON
 that is not a list, is an error.
 
+JSON Lines are split on "\n" only: U+2028, U+2029 and U+0085 are ordinary characters inside a JSON
+string (and the local store writes them raw), so `str.splitlines()` would cut one record in two.
+
+repo_url is normalised (`normalize_repo_url`), so `https://github.com/O/B.git` and
+`git@github.com:O/B` are one repository. A string holding a lone surrogate (a broken `\udcff` escape)
+is not Unicode text and skips its item: it would fail later, in the store or the tokenizer.
+
 Filled in when absent: owner and repo from `repo` ("owner/name") or repo_url; project_type from the
 file tree. source is always "jsonl" and content_hash is recomputed, so a stale hash can't survive.
 """
@@ -14,14 +21,17 @@ file tree. source is always "jsonl" and content_hash is recomputed, so a stale h
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from moxi_pipeline.collect.project_type import detect_project_type
 from moxi_pipeline.collect.result import Skipped, describe_validation_error
-from moxi_pipeline.collect.urls import owner_and_name
+from moxi_pipeline.collect.urls import normalize_repo_url, owner_and_name
 from moxi_pipeline.records import RepoRecord
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_items(path: Path) -> list[tuple[str, object]]:
@@ -36,7 +46,7 @@ def read_items(path: Path) -> list[tuple[str, object]]:
             raise ValueError(f"path {str(path)!r} holds {type(items).__name__}, expected a list of records")
         return [(f"index {index}", item) for index, item in enumerate(items)]
     labelled: list[tuple[str, object]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -62,13 +72,23 @@ def _license_of(value: object) -> object:
     return value
 
 
+def _lone_surrogate(item: dict) -> str | None:
+    """`\\udcff` when some string in the item holds that surrogate, else None."""
+    found = _SURROGATE.search(json.dumps(item, ensure_ascii=False))
+    return found and f"\\u{ord(found.group()):04x}"
+
+
 def record_from_item(label: str, item: object) -> RepoRecord | Skipped:
     if isinstance(item, Skipped):
         return item
     if not isinstance(item, dict):
         return Skipped(label, f"expected a JSON object, got {type(item).__name__}")
+    if surrogate := _lone_surrogate(item):
+        return Skipped(label, f"not valid Unicode: a string holds the lone surrogate {surrogate} (a broken escape)")
     owner, repo = _owner_and_repo(item)
     fields = {**item, "owner": owner, "repo": repo, "source": "jsonl", "content_hash": ""}
+    if isinstance(item.get("repo_url"), str):
+        fields["repo_url"] = normalize_repo_url(item["repo_url"])
     fields["license"] = _license_of(item.get("license"))
     try:
         record = RepoRecord(**fields)

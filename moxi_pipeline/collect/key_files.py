@@ -25,6 +25,7 @@ import codecs
 import fnmatch
 from pathlib import Path, PurePosixPath
 
+from moxi_pipeline.collect.safe_fs import read_head
 from moxi_pipeline.records import KeyFile
 
 MAX_KEY_FILES = 6
@@ -92,13 +93,17 @@ def rank_key_file_paths(file_tree: tuple[str, ...] | list[str]) -> list[str]:
     return [path for _, path in sorted(ranked)]
 
 
-def read_text_head(path: Path, max_chars: int = MAX_KEY_FILE_CHARS) -> str | None:
-    """The first `max_chars` characters of a UTF-8 text file; None for binary or undecodable files.
+def read_text_head(root: Path, rel_path: str, max_chars: int = MAX_KEY_FILE_CHARS) -> str | None:
+    """The first `max_chars` characters of the UTF-8 text file `root/rel_path`; None when it cannot be one.
 
-    Reads at most 4 bytes per character (UTF-8's widest), so a 2 GB data file costs 16 KB.
+    None for binary (a NUL byte) or undecodable files, and for anything `safe_fs.read_head` refuses: a
+    path that resolves outside `root`, a FIFO, device or folder, a missing file. Reads at most 4 bytes
+    per character (UTF-8's widest), so a 2 GB data file costs 16 KB.
     """
-    with path.open("rb") as handle:
-        head = handle.read(max_chars * 4)
+    try:
+        head = read_head(Path(root).resolve(), rel_path, max_chars * 4)
+    except OSError:  # RefusedRead included: the caller passes over this file for the next candidate
+        return None
     if b"\0" in head:
         return None
     try:
@@ -113,15 +118,16 @@ def read_key_files(
     root: Path, file_tree: tuple[str, ...] | list[str], max_files: int = MAX_KEY_FILES,
     max_chars: int = MAX_KEY_FILE_CHARS,
 ) -> tuple[KeyFile, ...]:
-    """Read the best `max_files` readable candidates under `root`, each capped at `max_chars`."""
+    """Read the best `max_files` readable candidates under `root`, each capped at `max_chars`.
+
+    Every read goes through `read_text_head`, so a candidate that is a link out of the repository,
+    a FIFO or a device is passed over like a binary file.
+    """
     chosen: list[KeyFile] = []
     for rel_path in rank_key_file_paths(file_tree):
         if len(chosen) >= max_files:
             break
-        full_path = root / rel_path
-        if not full_path.is_file():
-            continue
-        text = read_text_head(full_path, max_chars)
+        text = read_text_head(root, rel_path, max_chars)
         if text is not None:
             chosen.append(KeyFile(path=rel_path, content=text))
     return tuple(chosen)

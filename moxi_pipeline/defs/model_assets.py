@@ -9,15 +9,15 @@ from pydantic import Field
 from moxi_pipeline.dataset import dataset_hash
 from moxi_pipeline.defs.metadata import image
 from moxi_pipeline.defs.resources import LocalArtifactStore
-from moxi_pipeline.evaluate import EvalConfig, evaluate_models
-from moxi_pipeline.generate import DecodingConfig
+from moxi_pipeline.evaluate import EvalConfig, evaluate
 from moxi_pipeline.modeling import import_base_model
 from moxi_pipeline.records import Artifact, RepoRecord, SftSample
-from moxi_pipeline.report import write_eval_report
+from moxi_pipeline.report import compare_runs, write_eval_report
 from moxi_pipeline.settings import load_settings
 from moxi_pipeline.train import load_train_config, train_adapter
 
 SETTINGS = load_settings()
+MAX_PATH_RATE = 0.05  # the check's threshold: at most 5% of mentioned paths may be missing from the tree
 # With MOXI_GPU_POOL set, training takes a slot of that Dagster concurrency pool (limit it to the GPUs
 # you have: `dagster instance concurrency set gpu 1`) and carries tags a GPU executor/launcher reads.
 GPU_TAGS = {"moxi/device": "gpu", "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
@@ -76,12 +76,12 @@ def lora_adapter(
         "adapter_dir": dg.MetadataValue.path(result.adapter_dir),
     })
     return Artifact(name="lora_adapter", path=result.adapter_dir,
-                    metadata={"run_id": run_id, "dataset_hash": result.dataset_hash, "steps": result.steps})
+                    metadata={"run_id": run_id, "dataset_hash": result.dataset_hash, "steps": result.steps,
+                              "profile": config.profile})
 
 
 class EvalReportConfig(dg.Config):
-    max_repos: int = Field(default=4, description="held-out repositories to write READMEs for (~30 s each per model on 2 cores)")
-    max_new_tokens: int = Field(default=384, description="README length budget per generation, in tokens")
+    max_repos: int = Field(default=4, description="held-out repositories to write READMEs for (~10 s each per model on 2 cores)")
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
 
@@ -95,33 +95,48 @@ def eval_report(
     sft_dataset: list[SftSample],
     raw_readmes: list[RepoRecord],
 ) -> Artifact:
-    """Zero-shot base model against the fine-tuned one, on repositories held out of training."""
+    """The template floor, the base model zero-shot and the fine-tuned model, on held-out repositories."""
     test_urls = {s.repo_url for s in sft_dataset if s.split == "test"}
-    eval_config = EvalConfig(max_repos=config.max_repos, device=config.device,
-                             decoding=DecodingConfig(max_new_tokens=config.max_new_tokens))
-    report = evaluate_models(
-        base_model.path, lora_adapter.path,
-        [r for r in raw_readmes if r.repo_url in test_urls],
-        [s for s in sft_dataset if s.split == "test"],
-        eval_config,
+    report = evaluate(
+        base_model.path, lora_adapter.path, [r for r in raw_readmes if r.repo_url in test_urls],
+        [s for s in sft_dataset if s.split == "test"], EvalConfig(max_repos=config.max_repos, device=config.device),
         progress=lambda what, done, total: context.log.info(f"eval {done}/{total}: {what}"),
     )
-    written = write_eval_report(report, artifacts.path("eval"))
-    headline = {f"{model}_{metric}": round(value, 4) for metric, values in written["headline"].items()
-                for model, value in values.items() if value is not None}
-    markdown = Path(written["paths"]["report"])
+    run_id = lora_adapter.metadata.get("run_id") or time.strftime("%Y%m%d-%H%M%S")
+    report = report.model_copy(update={"run": {"records": "raw_readmes (test split)", "profile": lora_adapter.metadata.get("profile", "—"),
+                                               "dataset_hash": lora_adapter.metadata.get("dataset_hash", "")[:12]}})
+    paths = write_eval_report(report, artifacts.path("eval", "runs", run_id))
+    headline = {f"{system}_{metric}": round(value, 4) for system, summary in report.systems.items()
+                for metric, value in summary.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
     context.add_output_metadata({**headline, "repositories": report.n_repos,
-                                 "report": dg.MetadataValue.md(markdown.read_text()),
-                                 "metrics_plot": image(written["paths"]["plot"], "base vs fine-tuned"),
-                                 "report_path": dg.MetadataValue.path(str(markdown))})
-    return Artifact(name="eval_report", path=str(markdown.parent), metadata=headline)
+                                 "report": dg.MetadataValue.md(Path(paths["report"]).read_text()),
+                                 "metrics_plot": image(paths["plot"], "template, base and fine-tuned"),
+                                 "report_path": dg.MetadataValue.path(paths["report"])})
+    return Artifact(name="eval_report", path=str(Path(paths["report"]).parent), metadata=headline)
 
 
-@dg.asset_check(asset=eval_report, description="Warns when the adapter does not beat the base model on ROUGE-L")
-def adapter_beats_base_rouge_l(eval_report: Artifact) -> dg.AssetCheckResult:
-    base, tuned = eval_report.metadata.get("base_rougeL"), eval_report.metadata.get("fine_tuned_rougeL")
+@dg.asset(group_name="model", kinds={"python"}, deps=[eval_report])
+def run_comparison(context: dg.AssetExecutionContext, artifacts: LocalArtifactStore) -> Artifact:
+    """Every evaluated run side by side: model, adapter, data, profile, metrics, and a plot."""
+    runs = sorted(p.parent for p in artifacts.path("eval", "runs").glob("*/metrics.json"))
+    path = compare_runs(runs, artifacts.path("eval"))
+    context.add_output_metadata({"runs": len(runs), "comparison": dg.MetadataValue.md(path.read_text().split("![")[0]),
+                                 "plot": image(path.parent / "comparison.png", "runs compared")})
+    return Artifact(name="run_comparison", path=str(path), metadata={"runs": len(runs)})
+
+
+@dg.asset_check(asset=eval_report, description="The adapter beats the base model and the template floor on ROUGE-L, "
+                "and under 5% of the file paths it mentions are missing from the repository")
+def adapter_beats_base_and_template(eval_report: Artifact) -> dg.AssetCheckResult:
+    meta = eval_report.metadata
+    tuned, base, floor = (meta.get(f"{s}_rougeL") for s in ("fine_tuned", "base", "template"))
+    paths = meta.get("fine_tuned_hallucinated_path_rate")
+    passed = None not in (tuned, base, floor, paths) and tuned > base and tuned > floor and paths <= MAX_PATH_RATE
     return dg.AssetCheckResult(
-        passed=tuned is not None and base is not None and tuned > base,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"base_rougeL": base if base is not None else float("nan"), "fine_tuned_rougeL": tuned if tuned is not None else float("nan")},
+        passed=bool(passed), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"fine_tuned_rougeL": tuned if tuned is not None else float("nan"),
+                  "base_rougeL": base if base is not None else float("nan"),
+                  "template_rougeL": floor if floor is not None else float("nan"),
+                  "hallucinated_path_rate": paths if paths is not None else float("nan"),
+                  "max_hallucinated_path_rate": MAX_PATH_RATE},
     )
