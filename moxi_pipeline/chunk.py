@@ -15,8 +15,10 @@ sections at headings, and sections are packed into chunks of about `min_chars`..
    slice of the README, and the slices cover every non-blank line, in order.
 
 Front matter is metadata, not README prose, and is removed: a `---` first line, a closing `---` or
-`...` line, and between them text that parses as a YAML mapping (`title: x`). Anything else that opens
-with `---` (a horizontal rule above the introduction, say) is README text and stays.
+`...` line, and between them text that parses as a YAML mapping whose keys are single words
+(`title: x`, `layout: page`). Anything else that opens with `---` is README text and stays: a
+horizontal rule above the introduction, even one line of prose such as "Welcome: it renames files."
+(a valid YAML mapping, but its key has spaces; a front matter key never does).
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ def _front_matter_end(lines: list[str]) -> int:
         metadata = yaml.safe_load("\n".join(lines[1:closer]))
     except yaml.YAMLError:  # prose between two rules is rarely valid YAML
         return 0
-    return closer + 1 if isinstance(metadata, dict) else 0
+    is_front_matter = isinstance(metadata, dict) and metadata and all(
+        isinstance(key, str) and key and not any(c.isspace() for c in key) for key in metadata
+    )
+    return closer + 1 if is_front_matter else 0
 
 
 def _heading_at(lines: list[str], i: int) -> tuple[int, str] | None:

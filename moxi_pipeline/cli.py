@@ -42,16 +42,27 @@ def _is_remote(path: str) -> bool:
     return path.startswith(("http://", "https://", "git@", "github.com/")) and not Path(path).exists()
 
 
-def _model(adapter: str, device: str, settings):
-    """(model, tokenizer) for `adapter` ('latest', a folder, or 'none'), the LoRA merged in for speed."""
-    from moxi_pipeline.generate import base_model_of, resolve_adapter
-    from moxi_pipeline.modeling import load_model, load_tokenizer
+def _base_model_dir(adapter_dir, settings) -> Path:
+    """The adapter's base model, or data/models/base_model for `--adapter none`; it must exist."""
+    from moxi_pipeline.generate import base_model_of
 
-    adapter_dir = None if adapter == "none" else resolve_adapter(adapter, settings.adapters_dir)
     base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
     if not (Path(base_dir) / "config.json").is_file():
         raise ValueError(f"no base model at {base_dir}: run `make demo` or materialize base_model first")
-    return load_model(base_dir, device, adapter_dir, merge=True), load_tokenizer(adapter_dir or base_dir), adapter_dir
+    return Path(base_dir)
+
+
+def _model(adapter: str, device: str, settings):
+    """(model, tokenizer) for `adapter` ('latest', a folder, or 'none'), the LoRA merged in for speed."""
+    from moxi_pipeline.generate import resolve_adapter
+    from moxi_pipeline.modeling import load_model, load_tokenizer
+
+    adapter_dir = None if adapter == "none" else resolve_adapter(adapter, settings.adapters_dir)
+    base_dir = _base_model_dir(adapter_dir, settings)
+    # a Moxi run saves its tokenizer beside the adapter; an adapter from elsewhere may not
+    has_tokenizer = adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file()
+    tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir)
+    return load_model(base_dir, device, adapter_dir, merge=True), tokenizer, adapter_dir
 
 
 def generate(args) -> int:
@@ -92,7 +103,7 @@ def evaluate(args) -> int:
     from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset
     from moxi_pipeline.evaluate import EvalConfig
     from moxi_pipeline.evaluate import evaluate as run_evaluation
-    from moxi_pipeline.generate import base_model_of, resolve_adapter
+    from moxi_pipeline.generate import resolve_adapter
     from moxi_pipeline.report import write_eval_report
 
     settings = load_settings()
@@ -101,9 +112,13 @@ def evaluate(args) -> int:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
         raise ValueError(f"--records {args.records}: no usable record ({len(collected.skipped)} skipped: {reasons})")
     adapter_dir = None if args.adapter == "none" else resolve_adapter(args.adapter, settings.adapters_dir)
-    base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
+    base_dir = _base_model_dir(adapter_dir, settings)
     records = collected.records
-    samples = build_sft_dataset(records, chunk_records(records), None, DatasetConfig(test_fraction=0.5))
+    try:
+        samples = build_sft_dataset(records, chunk_records(records), None, DatasetConfig(test_fraction=0.5))
+    except ValueError as error:  # no About/Features/Usage section to take a loss on; the READMEs are still scored
+        print(f"moxi: no eval loss: {error}", file=sys.stderr)
+        samples = []
     config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None)
     with tqdm(desc="moxi evaluate", unit="batch", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:

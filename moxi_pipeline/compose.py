@@ -77,7 +77,8 @@ def _jobs(tokenizer, repos, all_facts, with_features: bool) -> list[_Job]:
 
 
 def _run_jobs(model, tokenizer, jobs: list[_Job], decoding: DecodingConfig, progress: SectionProgress | None):
-    """{(repo_index, section): (text, new_tokens)}; jobs of one max_new_tokens share a batch."""
+    """{(repo_index, section): (text, new_tokens)}; jobs are sorted by budget, so a batch mixes budgets only
+    where one ends: it runs to the larger, and each row is cut to its own (greedy: the same tokens as alone)."""
     out = {}
     ordered = sorted(jobs, key=lambda job: (SECTION_TOKENS[job.section], len(job.prompt_ids)))
     for start in range(0, len(ordered), decoding.batch_size):
@@ -85,6 +86,7 @@ def _run_jobs(model, tokenizer, jobs: list[_Job], decoding: DecodingConfig, prog
         budget = max(SECTION_TOKENS[job.section] for job in batch)
         step = replace(decoding, max_new_tokens=min(budget, decoding.max_new_tokens))
         for job, new_ids in zip(batch, generate_ids(model, tokenizer, [job.prompt_ids for job in batch], step)):
+            new_ids = new_ids[: min(SECTION_TOKENS[job.section], decoding.max_new_tokens)]
             text = clean_section(job.prefix + tokenizer.decode(new_ids, skip_special_tokens=True), job.prefix)
             out[(job.repo_index, job.section)] = (text, len(new_ids))
         if progress is not None:

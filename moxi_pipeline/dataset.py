@@ -1,16 +1,19 @@
-"""The SFT dataset: samples from README chunks and whole READMEs, split by repository, written to disk.
+"""The SFT dataset: one sample per README section the model writes, split by repository, written to disk.
 
-Two kinds of sample share one format `{instruction, input: {file_tree, project_type, key_files}, content}`:
-- `section`: one per chunk, instruction from an `InstructionGenerator`, content = the chunk text.
-- `readme`: one per repository whose whole README fits `max_readme_chars`, instruction =
-  `readme_instruction(repo, project_type)`, the same words `moxi generate` uses.
+Inference writes a README section by section (`compose.py`): the model writes About, Features and
+Usage; Installation, License and Contributing are rendered from facts. So a chunk becomes a sample only
+when it is one of the model's sections (`chunk_section`): the README's opening (About), a features
+section, or a usage section, first chunk of each per repository. Each sample is the exact training twin
+of a generation:
+- the prompt is `compose.section_messages`' (facts block, the section's key files, the tree, the
+  fixed section instruction), built from the same `repo_facts`;
+- the answer opens with the same forced start (`# <name>` or `## Usage`) and continues with the real
+  section, minus its own heading, HTML, badges and images, passed through the same grounding pass (a
+  URL or path the repository does not hold is removed, a link keeps its text), and cut at a paragraph
+  to `max_section_chars`, the length a generated section is budgeted.
 
-Whole-README title rule: inference forces the answer to open with `prompts.response_prefix(repo)`
-(`# <repo>\n`), so every `readme` sample opens with exactly that line. A README whose first non-blank
-line is an H1 (`# Title` or a setext `Title\n===`) has that H1 replaced by `# <repo>`: the model never
-writes the title line at inference, and keeping both would teach it a duplicate title. Any other
-opening (badges, `<p align="center">`, an H2, prose) is kept, after the prefix and a blank line.
-The original title still appears in the repository's first `section` sample.
+The model therefore learns the prose of real READMEs, not their furniture: a run on real GitHub
+READMEs without this learned badges and links and invented more of them.
 
 The split is by repository (hash of seed + repo_url), so no repository is in both train and test:
 test-split samples give eval loss, and the test repositories are the ones eval writes READMEs for.
@@ -32,7 +35,7 @@ from moxi_pipeline.compose import section_input, section_training_prefix
 from moxi_pipeline.facts import repo_facts
 from moxi_pipeline.grounding import Evidence, ground_readme
 from moxi_pipeline.instructions import _H1_START, InstructionGenerator, section_kind
-from moxi_pipeline.prompts import response_prefix, section_instruction
+from moxi_pipeline.prompts import section_instruction
 from moxi_pipeline.records import SPLITS, ReadmeChunk, RepoRecord, SampleInput, SftSample
 
 TRAIN_JSON = "training_dataset.json"  # the seed's data/sft/training_dataset.json
@@ -40,28 +43,26 @@ TEST_JSON = "test_dataset.json"
 HF_DIR = "hf"
 CARD = "README.md"
 
-_ATX_H1 = re.compile(r"^ {0,3}#(\s.*)?$")
 _HEADING = re.compile(r"^ {0,3}#{1,6}(\s|$)|^\s*<h[1-6][\s>]", re.IGNORECASE)
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
 _FEATURES = re.compile(r"\bfeatures?\b|\bhighlights?\b|\bwhat it does\b", re.IGNORECASE)
 # HTML lines, badge/image-only lines, link reference definitions, HTML comments
 _NOISE = re.compile(r"^\s*(<|\[!\[|!\[|\[[^\]]+\]:\s|-->)")
-_SETEXT_H1 = re.compile(r"^ {0,3}=+\s*$")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
     test_fraction: float = 0.2  # share of repositories held out; 41 repos -> 8 test
     seed: int = 0  # changes which repositories are held out
-    max_readme_chars: int = 4000  # ~1000 tokens: a whole README above this gets no `readme` sample
     min_content_chars: int = 40  # samples shorter than this teach nothing (a lone heading) and are dropped
     max_section_chars: int = 900  # ~250 tokens: what one generated section is budgeted (compose.SECTION_TOKENS)
 
     def __post_init__(self):
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1 (exclusive), got {self.test_fraction}")
-        if self.max_readme_chars <= 0:
-            raise ValueError(f"max_readme_chars must be > 0, got {self.max_readme_chars}")
+        if self.max_section_chars <= 0:
+            raise ValueError(f"max_section_chars must be > 0, got {self.max_section_chars}")
         if self.min_content_chars < 0:
             raise ValueError(f"min_content_chars must be >= 0, got {self.min_content_chars}")
 
@@ -77,21 +78,6 @@ def split_by_repo(repo_urls: Iterable[str], test_fraction: float, seed: int) -> 
     else:
         n_test = 0  # a single repository trains; there is nothing to hold out
     return {url: ("test" if index < n_test else "train") for index, url in enumerate(urls)}
-
-
-def readme_content(record: RepoRecord) -> str:
-    """The whole README as a `readme` sample's content: opens with response_prefix(repo) (see module doc)."""
-    lines = normalize_readme(record.readme).strip().split("\n")
-    if _ATX_H1.match(lines[0]):
-        lines = lines[1:]
-    elif len(lines) > 1 and _SETEXT_H1.match(lines[1]) and not lines[0].lstrip().startswith(("<", "|", "-", "*")):
-        lines = lines[2:]
-    body = "\n".join(lines).strip()
-    return response_prefix(record.repo) + ("\n" + body if body else "")
-
-
-def _sample_input(source: RepoRecord | ReadmeChunk) -> SampleInput:
-    return SampleInput(file_tree=source.file_tree, project_type=source.project_type, key_files=source.key_files)
 
 
 def _check_inputs(records: list[RepoRecord], chunks: list[ReadmeChunk], instructions: list[str]) -> None:
@@ -120,16 +106,18 @@ def chunk_section(chunk: ReadmeChunk) -> str | None:
 
 def _section_body(content: str, section: str) -> str:
     """The chunk minus what the forced prefix already says (its heading or title) and minus page
-    furniture a model cannot ground (HTML, badges and images); the about body stops at its first heading."""
+    furniture a model cannot ground (HTML, badges and images). The body stops at its next heading, as
+    generation does (`stop_at_heading`): a chunk that swallowed a short `## License` teaches nothing past it."""
     lines = normalize_readme(content).split("\n")
     heading = next((i for i, line in enumerate(lines) if _HEADING.match(line)), None)
     if heading is not None and not any(line.strip() for line in lines[:heading] if not _NOISE.match(line)):
         lines = lines[heading + 1 :]
         if lines and _SETEXT.match(lines[0]):
             lines = lines[1:]
-    kept = []
+    kept, in_code = [], False
     for line in lines:
-        if section == "about" and _HEADING.match(line):
+        in_code ^= bool(_FENCE.match(line))  # a `# comment` in a code block is no heading
+        if _HEADING.match(line) and not in_code:
             break
         if not _NOISE.match(line):
             kept.append(line)
@@ -208,13 +196,16 @@ def dataset_hash(samples: Iterable[SftSample]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+SECTIONS = ("about", "features", "usage")
+
+
 def dataset_counts(samples: list[SftSample]) -> dict:
-    """{"train": {"section": n, "readme": m, "repos": r}, "test": {...}} for metadata and the card."""
+    """{"train": {"about": n, "features": m, "usage": u, "repos": r}, "test": {...}} for metadata and the card."""
     counts = {}
     for split in SPLITS:
         in_split = [sample for sample in samples if sample.split == split]
-        kinds = Counter(sample.kind for sample in in_split)
-        counts[split] = {"section": kinds["section"], "readme": kinds["readme"],
+        sections = Counter(sample.section for sample in in_split)
+        counts[split] = {**{name: sections[name] for name in SECTIONS},
                          "repos": len({sample.repo_url for sample in in_split})}
     return counts
 
@@ -223,16 +214,23 @@ def _alpaca_row(sample: SftSample) -> dict:
     """Alpaca's {instruction, input, output}; `input` stays the structured object (render it with
     prompts.render_input), and repo_url/repo/kind ride along so the file reads back into SftSample."""
     return {"instruction": sample.instruction, "input": sample.input.to_dict(), "output": sample.content,
-            "repo_url": sample.repo_url, "repo": sample.repo, "kind": sample.kind}
+            "repo_url": sample.repo_url, "repo": sample.repo, "kind": sample.kind, "section": sample.section}
 
 
 def _hf_features():
     from datasets import Features, List, Value
 
     key_file = {"path": Value("string"), "content": Value("string")}
-    sample_input = {"file_tree": List(Value("string")), "project_type": Value("string"), "key_files": List(key_file)}
-    columns = ("instruction", "content", "repo_url", "repo", "kind", "split")
+    sample_input = {"file_tree": List(Value("string")), "project_type": Value("string"), "key_files": List(key_file),
+                    "facts": Value("string")}  # RepoFacts as JSON: its tuples and optionals do not fit one Arrow struct
+    columns = ("instruction", "content", "repo_url", "repo", "kind", "split", "section")
     return Features({"input": sample_input, **{column: Value("string") for column in columns}})
+
+
+def _hf_row(sample: SftSample) -> dict:
+    row = sample.to_dict()
+    row["input"]["facts"] = json.dumps(row["input"]["facts"]) if row["input"]["facts"] is not None else None
+    return row
 
 
 def _write_hf(samples: list[SftSample], path: Path) -> None:
@@ -242,7 +240,7 @@ def _write_hf(samples: list[SftSample], path: Path) -> None:
     features = _hf_features()
     splits = {}
     for split in SPLITS:
-        rows = [sample.to_dict() for sample in samples if sample.split == split]
+        rows = [_hf_row(sample) for sample in samples if sample.split == split]
         # from_dict on columns, not from_list: an empty split still gets its schema
         splits[split] = Dataset.from_dict({name: [row[name] for row in rows] for name in features}, features=features)
     if path.exists():
@@ -255,19 +253,20 @@ def render_card(samples: list[SftSample], digest: str) -> str:
     """The dataset card: what is in each split, and how it was made."""
     counts = dataset_counts(samples)
     types = Counter({sample.repo_url: sample.input.project_type for sample in samples}.values())
-    rows = "\n".join(f"| {split} | {c['repos']} | {c['section']} | {c['readme']} |" for split, c in counts.items())
+    rows = "\n".join(f"| {split} | {c['repos']} | {c['about']} | {c['features']} | {c['usage']} |"
+                     for split, c in counts.items())
     type_rows = "\n".join(f"| {name} | {count} |" for name, count in sorted(types.items()))
     return f"""# Moxi SFT dataset
 
-Supervised samples for writing README.md files: `{{instruction, input: {{file_tree, project_type, key_files}},
-content}}`. `section` samples are markdown-aware README chunks with a template instruction per section kind;
-`readme` samples are whole READMEs (within the length budget) that open with `# <repo>` and use the same
-instruction as `moxi generate`. Train and test are split by repository: no repository is in both.
+Supervised samples for writing README.md sections: `{{instruction, input: {{file_tree, project_type, key_files,
+facts}}, content}}`, one per About, Features or Usage section of a real README, with the same facts block,
+instruction and forced heading as `moxi generate`, and the answer passed through the same grounding pass.
+Train and test are split by repository: no repository is in both.
 
 dataset_hash: `{digest}`
 
-| split | repositories | section samples | readme samples |
-|---|---|---|---|
+| split | repositories | about | features | usage |
+|---|---|---|---|---|
 {rows}
 
 | project type | repositories |
@@ -297,8 +296,8 @@ def write_sft_dataset(samples: list[SftSample], out_dir: Path) -> dict:
         "test_json": str(out_dir / TEST_JSON),
         "card": str(out_dir / CARD),
         "counts": counts,
-        "num_train": counts["train"]["section"] + counts["train"]["readme"],
-        "num_test": counts["test"]["section"] + counts["test"]["readme"],
+        "num_train": sum(counts["train"][name] for name in SECTIONS),
+        "num_test": sum(counts["test"][name] for name in SECTIONS),
         "dataset_hash": digest,
     }
 
@@ -313,5 +312,6 @@ def load_sft_dataset(out_dir: Path) -> list[SftSample]:
         for row in json.loads(path.read_text(encoding="utf-8")):
             samples.append(SftSample(
                 instruction=row["instruction"], input=SampleInput(**row["input"]), content=row["output"],
-                repo_url=row["repo_url"], repo=row["repo"], kind=row["kind"], split=split))
+                repo_url=row["repo_url"], repo=row["repo"], kind=row["kind"], split=split,
+                section=row.get("section", "")))
     return samples

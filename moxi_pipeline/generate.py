@@ -1,14 +1,10 @@
-"""README inference: the prompt, the decoding discipline, and the clean-up of what a 135M model writes.
+"""Decoding for README sections: batched generation, the clean-up of what a 135M model writes, and
+finding the adapter to load.
 
-Quality for SmolLM2-135M comes from discipline more than from the model (ROUGE-L against the real
-README on unseen repositories: zero-shot plain 0.050, disciplined 0.102 in the design notes;
-`benchmarks/bench_generate.py` on 8 dev repositories at 256 new tokens: 0.056 -> 0.067). The discipline:
-- the prompt is `prompts.build_messages` (key files, tree, then the instruction last) in the chat template;
-- the assistant turn is forced to open with `prompts.response_prefix(repo)` ("# <repo>\\n"), so the
-  model starts a README instead of chatting or echoing the key files;
-- greedy decoding with a repetition penalty and no repeated n-grams, stopping at `<|im_end|>`;
-- `clean_readme` cuts the degenerate tails that remain (key-file dumps, letter-soup lines, loops,
-  an open code fence, a dangling last heading).
+- `generate_ids`: left-padded prompts generated together with the KV cache, greedy with a repetition
+  penalty and no repeated n-grams, stopping at `<|im_end|>` or where the model starts the next heading;
+- `clean_section`: cuts the degenerate tails that remain (key-file echoes, letter-soup lines, loops,
+  an open code fence, a sentence cut by the token budget, a dangling heading).
 """
 
 from __future__ import annotations
@@ -19,9 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from moxi_pipeline.instructions import readme_instruction
-from moxi_pipeline.prompts import build_messages, response_prefix
-from moxi_pipeline.records import SampleInput
 
 # (label, done, total): one call per finished README, for tqdm in the CLI or a log line in Dagster.
 Progress = Callable[[str, int, int], None]
@@ -84,16 +77,6 @@ class DecodingConfig:
         return kwargs
 
 
-def build_prompt_ids(tokenizer, repo: str, sample_input: SampleInput, force_prefix: bool = True) -> list[int]:
-    """Chat-template prompt ids, ending (when forced) with the tokens of `response_prefix(repo)`."""
-    messages = build_messages(readme_instruction(repo, sample_input.project_type), sample_input, repo)
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    ids = tokenizer(text, add_special_tokens=False).input_ids
-    if force_prefix:
-        ids = ids + tokenizer(response_prefix(repo), add_special_tokens=False).input_ids
-    return ids
-
-
 def stop_token_ids(tokenizer) -> list[int]:
     """eos plus `<|im_end|>` when the vocabulary has it (SmolLM2: both are id 2)."""
     ids = {tokenizer.eos_token_id}
@@ -122,41 +105,15 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingC
             **({"stop_strings": ["\n#"], "tokenizer": tokenizer} if decoding.stop_at_heading else {}),
             **decoding.generate_kwargs(),
         )
-    return [row[width:].tolist() for row in out]
+    return [_strip_padding(row[width:].tolist(), pad_id) for row in out]
 
 
-def generate_readmes(
-    model, tokenizer, items: list[tuple[str, SampleInput]], decoding: DecodingConfig, progress: Progress | None = None
-) -> list[str]:
-    """One cleaned README per (repo, input), in order; `progress(repo, done, total)` after each."""
-    readmes: list[str] = []
-    for start in range(0, len(items), decoding.batch_size):
-        batch = items[start : start + decoding.batch_size]
-        prompts = [build_prompt_ids(tokenizer, repo, sample_input) for repo, sample_input in batch]
-        for (repo, _), new_ids in zip(batch, generate_ids(model, tokenizer, prompts, decoding)):
-            text = response_prefix(repo) + tokenizer.decode(new_ids, skip_special_tokens=True)
-            readmes.append(clean_readme(text, repo))
-            if progress is not None:
-                progress(repo, len(readmes), len(items))
-    return readmes
-
-
-def generate_readme(model, tokenizer, repo: str, sample_input: SampleInput, decoding: DecodingConfig) -> str:
-    return generate_readmes(model, tokenizer, [(repo, sample_input)], decoding)[0]
-
-
-def clean_readme(text: str, repo: str) -> str:
-    """Cut what a small model appends after the README proper; the result opens with the forced prefix."""
-    prefix = response_prefix(repo)
-    if not text.startswith(prefix):
-        text = prefix + text.lstrip("\n")
-    lines = text.split("\n")
-    lines = _cut_at_echo(lines)
-    lines = _drop_gibberish(lines)
-    lines = _cut_at_loop(lines)
-    lines = _close_fence(lines)
-    lines = _drop_dangling_headings(lines)
-    return "\n".join(lines).rstrip() + "\n"
+def _strip_padding(ids: list[int], pad_id: int) -> list[int]:
+    """A row that stopped before the batch's longest is filled up with pad_id: those are not new tokens."""
+    end = len(ids)
+    while end and ids[end - 1] == pad_id:
+        end -= 1
+    return ids[:end]
 
 
 def clean_section(text: str, prefix: str) -> str:
@@ -172,7 +129,7 @@ def clean_section(text: str, prefix: str) -> str:
     lines = _drop_gibberish(lines)
     lines = _cut_at_loop(lines)
     lines = _close_fence(lines)
-    lines = _trim_unfinished(lines, start)
+    lines = _trim_unfinished(lines, start - 1)  # the prefix's own lines; the model writes from line start - 1 on
     lines = _drop_dangling_headings(lines)
     return "\n".join(lines).rstrip()
 

@@ -51,8 +51,8 @@ def file_mentions(text: str) -> set[str]:
     mentions = set()
     for source, in_code in ((text, False), (code, True)):
         for token in _TOKEN.findall(source):
-            path = token.strip(".-")
-            if not path.strip("/~"):
+            path = token.rstrip(".-").lstrip("-")  # a leading dot is a dotfile (`.github/`), not punctuation
+            if not path.strip("/~."):
                 continue
             name = path.rstrip("/").rsplit("/", 1)[-1]
             stem, _, extension = name.rpartition(".")
@@ -102,7 +102,9 @@ class Evidence:
         norm = _norm_url(url)
         if not norm:
             return True
-        if any(norm.startswith(_norm_url(allowed)) for allowed in self.facts.allowed_urls()):
+        # the allowed URL itself or a page under it: github.com/o/cli/issues, never github.com/o/cli-tools
+        if any(norm == base or norm.startswith((base + "/", base + "?"))
+               for base in map(_norm_url, self.facts.allowed_urls())):
             return True
         return norm in self.corpus
 
@@ -116,7 +118,7 @@ class Evidence:
         if self.facts.repo_url:
             folder = self.facts.repo_url.rstrip("/").rsplit("/", 1)[-1]
             allowed |= {f"git clone {self.facts.repo_url}", f"git clone {self.facts.repo_url}.git", f"cd {folder}"}
-        if command in allowed or command.lower() in self.corpus.split("\n"):
+        if command in allowed or command.lower() in {line.strip() for line in self.corpus.split("\n")}:
             return True
         own = {c.split()[0] for c in self.facts.commands if c.split()}
         if first in own and first not in COMMAND_WORDS:
@@ -144,7 +146,8 @@ def _fix_links(line: str, evidence: Evidence, report: GroundingReport) -> str:
     def replace(match: re.Match) -> str:
         bang, text, target = match.groups()
         is_url = "://" in target or target.startswith("www.")
-        ok = evidence.url_allowed(target) if is_url else target.split("#")[0].strip("./") in evidence.known or target.startswith("#")
+        local = target.split("#")[0].removeprefix("./").strip("/")
+        ok = evidence.url_allowed(target) if is_url else local in evidence.known or target.startswith("#")
         if ok:
             return match.group(0)
         if is_url:
@@ -201,9 +204,21 @@ def _ground_code(lines: list[str], info: str, evidence: Evidence, report: Ground
     return kept
 
 
-def ground_readme(text: str, evidence: Evidence) -> tuple[str, GroundingReport]:
-    """The README with ungrounded paths, URLs and commands removed, and what was removed."""
+def ground_readme(text: str, evidence: Evidence, max_passes: int = 3) -> tuple[str, GroundingReport]:
+    """The README with ungrounded paths, URLs and commands removed, and what was removed.
+
+    Repeated until a pass removes nothing: tidying a broken fence can turn code into prose, and a
+    line the first pass read as code must still be judged as prose."""
     report = GroundingReport()
+    for _ in range(max_passes):
+        before = report.total()
+        text = _ground_once(text, evidence, report)
+        if report.total() == before:
+            break
+    return text, report
+
+
+def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
     lines = text.split("\n")
     blocks = {block.start: block for block in markdown.code_blocks(text) if block.info or lines[block.start].lstrip().startswith(("`", "~"))}
     out: list[str] = []
@@ -220,4 +235,49 @@ def ground_readme(text: str, evidence: Evidence) -> tuple[str, GroundingReport]:
         if grounded is not None:
             out.append(grounded)
         index += 1
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)), report
+    return tidy("\n".join(out))
+
+
+def _level(line: str) -> int:
+    """A heading's level; 7 for anything that is not a heading."""
+    match = re.match(r"^(#{1,6})\s", line.lstrip())
+    return len(match.group(1)) if match else 7
+
+
+def _is_fence(line: str) -> bool:
+    return line.strip().startswith(("```", "~~~"))
+
+
+def _drop_empty_fences(lines: list[str]) -> list[str]:
+    """A fence line followed (blank lines aside) by another fence line is an empty block: both go."""
+    out, index = [], 0
+    while index < len(lines):
+        if _is_fence(lines[index]):
+            following = next((j for j in range(index + 1, len(lines)) if lines[j].strip()), None)
+            if following is not None and _is_fence(lines[following]):
+                index = following + 1
+                continue
+        out.append(lines[index])
+        index += 1
+    return out
+
+
+def tidy(text: str) -> str:
+    """What removals leave behind: a line ending in ':' that now introduces nothing, an empty list item,
+    a heading with nothing under it, an unmatched fence line, runs of blank lines (repeated until stable)."""
+    lines = text.split("\n")
+    fences = [i for i, line in enumerate(lines) if _is_fence(line)]
+    if len(fences) % 2:
+        del lines[fences[-1]]
+    while True:
+        lines = _drop_empty_fences(lines)
+        kept: list[str] = []
+        for index, line in enumerate(lines):
+            following = next((l for l in lines[index + 1 :] if l.strip()), "")
+            introduces_nothing = line.rstrip().endswith(":") and (not following or _level(following) < 7)
+            empty_section = index > 0 and _level(line) < 7 and (not following or _level(following) <= _level(line))
+            if not (introduces_nothing or empty_section or re.fullmatch(r"\s*([-*+]|\d+[.)])\s*", line)):
+                kept.append(line)
+        if kept == lines:
+            return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
+        lines = kept

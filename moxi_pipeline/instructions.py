@@ -5,8 +5,8 @@ kind (installation, usage, ...) and the repository's project type, and a hash of
 (repo_url, chunk_index) picks one of a few phrasings so the model does not learn a single sentence.
 An OpenAI-compatible generator can implement the same `InstructionGenerator` protocol later.
 
-`readme_instruction` is the whole-README request. It is used for training samples AND by
-`moxi generate` at inference, so it has no variants: train and inference see the same words.
+Section samples for the model-written sections (about, features, usage) use the fixed per-section
+instructions of `prompts.SECTION_INSTRUCTIONS` instead, so train and inference see the same words.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ CANONICAL_SECTIONS = {
     "contributing": "Contributing",
     "license": "License",
 }
-# The sections every whole README is asked for, in order (eval's section coverage checks these).
-README_SECTIONS = ("Installation", "Usage", "Contributing", "License")
 
 # First match wins, so "Getting started with the API" is installation, "Running tests" is contributing.
 # Patterns match whole words (`\bcli\b` must not match "client"); stems like `install` take any ending.
@@ -164,16 +162,6 @@ def section_instruction(
     # The preamble (no heading) is the README's opening: title and summary.
     templates = _SECTION_TEMPLATES[section_kind(section_title) if fields["title"] else "opening"]
     return templates[variant % len(templates)].format(**fields)
-
-
-def readme_instruction(repo: str, project_type: str) -> str:
-    """The whole-README request, identical in training and at inference (no variants)."""
-    sections = ", ".join(f"`## {name}`" for name in README_SECTIONS)
-    return (
-        f"Write the README.md for `{repo}`, a {project_phrase(project_type)}. "
-        f"Start with `# {repo}` and a one-paragraph summary of what it does, then sections {sections}. "
-        "Base it on the key files and file tree above; mention only files that exist."
-    )
 
 
 def pick_variant(repo_url: str, chunk_index: int, variants: int = VARIANTS) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,17 +44,20 @@ def embedded_gguf_path() -> Path:
 
 
 def import_base_model(source: str, out_dir: str | Path) -> BaseModelInfo:
-    """Save `source` as plain safetensors + tokenizer in `out_dir`; a second call with the same source is a no-op."""
+    """Save `source` as plain safetensors + tokenizer in `out_dir`; a second call with the same source is a no-op.
+
+    The folder is written under a temporary name and renamed into place when complete, so a crash never
+    leaves a half-written `out_dir`; its marker (`SOURCE_MARKER`) is written last and stores the path
+    as "." (the marker's own folder), so moving the data folder keeps the cached import valid.
+    """
     out_dir = Path(out_dir)
-    marker = out_dir / SOURCE_MARKER
-    if marker.is_file():
-        info = BaseModelInfo(**json.loads(marker.read_text()))
-        if info.source == source and (out_dir / "config.json").is_file():
-            return info
+    cached = read_source_marker(out_dir)
+    if cached is not None and cached.source == source and (out_dir / "config.json").is_file():
+        return cached
     model, tokenizer = _load_source(source)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    staging = staging_dir(out_dir)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
     info = BaseModelInfo(
         path=str(out_dir),
         source=source,
@@ -60,8 +65,41 @@ def import_base_model(source: str, out_dir: str | Path) -> BaseModelInfo:
         dtype=str(model.dtype).removeprefix("torch."),
         architecture=(model.config.architectures or [type(model).__name__])[0],
     )
-    marker.write_text(json.dumps(asdict(info), indent=2))
+    (staging / SOURCE_MARKER).write_text(json.dumps({**asdict(info), "path": "."}, indent=2))
+    publish_dir(staging, out_dir)
     return info
+
+
+def read_source_marker(out_dir: Path) -> BaseModelInfo | None:
+    """The import recorded in `out_dir`, with `path` = `out_dir` wherever the folder lies now; None if none."""
+    marker = Path(out_dir) / SOURCE_MARKER
+    if not marker.is_file():
+        return None
+    stored = json.loads(marker.read_text())
+    # "path" is "." (or, in markers from before this rule, a stale absolute path): the folder is where it lies
+    return BaseModelInfo(**{**stored, "path": str(out_dir)})
+
+
+def staging_dir(out_dir: Path) -> Path:
+    """An empty `.<name>.tmp` beside `out_dir` to write into; what a crashed earlier attempt left is cleared."""
+    staging = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_dir(staging: Path, out_dir: Path) -> None:
+    """Rename the finished `staging` folder to `out_dir`, replacing an older one.
+
+    Two renames on one filesystem: `out_dir` is always the old complete folder, the new complete one,
+    or (for an instant, when replacing) absent, never half of either.
+    """
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_source(source: str):

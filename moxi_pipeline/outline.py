@@ -53,8 +53,9 @@ def installation_text(facts: RepoFacts) -> str:
 
 
 def usage_text(facts: RepoFacts) -> str:
-    if facts.commands:
-        return _code(facts.commands)
+    commands = [c for c in facts.commands if c != facts.test_command and c not in ("npm run lint", "make test")]
+    if commands:
+        return _code(commands)
     if facts.ecosystem == "python" and facts.python_packages:
         return _code([f"import {facts.python_packages[0]}"], "python")
     return ""
@@ -72,7 +73,8 @@ def contributing_text(facts: RepoFacts) -> str:
 def license_text(facts: RepoFacts) -> str:
     where = f" See [{facts.license_file}]({facts.license_file}) for the full text." if facts.license_file else ""
     if facts.license:
-        return f"{facts.name} is released under the {facts.license} license.{where}"
+        name = facts.license if facts.license.lower().endswith("license") else f"{facts.license} license"
+        return f"{facts.name} is released under the {name}.{where}"
     return f"See [{facts.license_file}]({facts.license_file})." if facts.license_file else ""
 
 

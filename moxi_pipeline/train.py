@@ -300,17 +300,21 @@ def train_adapter(
     dataset_hash: str,
     progress: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train a LoRA adapter on `train`, measure loss on `eval`, and save everything into `out_dir`."""
+    """Train a LoRA adapter on `train`, measure loss on `eval`, and save everything into `out_dir`.
+
+    Everything is written into a temporary folder beside `out_dir`, renamed to `out_dir` once complete:
+    a crash never leaves a half-written adapter folder that looks like a finished one.
+    """
     from trl import SFTTrainer
 
-    from moxi_pipeline.modeling import resolve_device
+    from moxi_pipeline.modeling import publish_dir, resolve_device, staging_dir
 
     if not train:
         raise ValueError("train: no SFT samples to train on (the train split is empty)")
     device = resolve_device(config.device)
     check_runtime(config, device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    final_dir = Path(out_dir)
+    out_dir = staging_dir(final_dir)
     model, tokenizer, peft_config = load_for_training(base_model_dir, config, device)
     eval = eval[: config.max_eval_samples] if config.max_eval_samples else eval
     trainer = SFTTrainer(
@@ -334,15 +338,16 @@ def train_adapter(
     losses = [(entry["step"], float(entry["loss"])) for entry in history if "loss" in entry]
     train_tokens = int(trainer.state.num_input_tokens_seen)
     result = TrainResult(
-        adapter_dir=str(out_dir),
+        adapter_dir=str(final_dir),
         steps=trainer.state.global_step,
         duration_s=round(duration_s, 2),
         train_tokens=train_tokens,
         tokens_per_s=round(train_tokens / duration_s, 1) if duration_s > 0 else 0.0,
         losses=losses,
         eval_loss=eval_loss,
-        loss_plot=str(plot_losses(losses, out_dir / "loss_curve.png", eval_loss)),
+        loss_plot=str(final_dir / plot_losses(losses, out_dir / "loss_curve.png", eval_loss).name),
         dataset_hash=dataset_hash,
     )
     write_records(out_dir, base_model_dir, config, result, history, len(train), len(eval))
+    publish_dir(out_dir, final_dir)
     return result

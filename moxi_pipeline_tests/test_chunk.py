@@ -45,16 +45,22 @@ READMES = {
     "unclosed_fence": "# rst-ish\n\n~~~~~~~~\n\n## Still a heading\n\n" + paragraph(2500),
     "front_matter": "---\ntitle: x\nlayout: page\n---\n# Real\n\nbody " + paragraph(50),
     "crlf": "# A\r\n\r\ntext one\r\n\r\n## B\r\n\r\ntext two\r\n",
+    "rule_first": "---\n\nWelcome to the project: it renames files.\n\n---\n\n## Install\n\npip install it\n",
+    "bom_separators": "\ufeff# Title\r\n\r\nline\u2028still one line\x85and\u2029this\r\n",
 }
+# What each README's chunks must hold, when that is not the whole raw README: front matter is metadata.
+FRONT_MATTER = {"front_matter": "---\ntitle: x\nlayout: page\n---\n"}
 
 
 @pytest.mark.parametrize("name", sorted(READMES))
 @pytest.mark.parametrize("sizes", [(1000, 2000), (100, 300), (1, 50)])
 def test_never_drops_text(name, sizes):
-    # Rule: the chunks, concatenated, hold every non-whitespace character of the README, in order.
+    # Rule: the chunks, concatenated, hold every non-whitespace character of the RAW README, in order
+    # (the normalized text would hide whatever normalizing itself drops), less a leading BOM and front matter.
     readme = READMES[name]
     chunks = chunk_readme(readme, *sizes)
-    assert non_whitespace("".join(chunk.text for chunk in chunks)) == non_whitespace(normalize_readme(readme))
+    raw = readme.lstrip("\ufeff").removeprefix(FRONT_MATTER.get(name, ""))
+    assert non_whitespace("".join(chunk.text for chunk in chunks)) == non_whitespace(raw)
     assert all(chunk.text.strip() for chunk in chunks)
 
 
@@ -167,6 +173,27 @@ def test_front_matter_is_stripped():
     chunks = chunk_readme(READMES["front_matter"])
     assert chunks[0].title == "Real"
     assert "layout" not in chunks[0].text and chunks[0].text.startswith("# Real")
+
+
+@pytest.mark.parametrize(
+    "readme",
+    [
+        READMES["rule_first"],  # a horizontal rule above the introduction lost the whole introduction
+        "---\n\n---\n\n# Title\n\nbody",  # nothing between the rules: no mapping
+        "---\n- a list\n- not a mapping\n---\n\n# Title",
+        "---\nkey: [unclosed\n---\n\n# Title",  # invalid YAML
+        "---\nRead this first: it matters.\n---\n\n# Title",  # valid YAML, but prose: its key has spaces
+        "---\n\nNo closing rule at all.\n\n# Title",
+    ],
+)
+def test_opening_rule_that_is_not_a_yaml_mapping_is_kept(readme):
+    assert normalize_readme(readme) == readme
+    assert non_whitespace("".join(chunk.text for chunk in chunk_readme(readme, 10, 2000))) == non_whitespace(readme)
+
+
+@pytest.mark.parametrize("closer", ["---", "...", "---  "])
+def test_yaml_mapping_front_matter_is_stripped_with_either_closer(closer):
+    assert normalize_readme(f"---\ntitle: x\ntags: [a, b]\n{closer}\n# Real\n") == "# Real\n"
 
 
 def test_long_section_is_cut_between_paragraphs_within_max():

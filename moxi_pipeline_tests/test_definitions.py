@@ -161,3 +161,98 @@ def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
             context=dg.build_asset_context(), config=SftDatasetConfig(max_readme_chars=5),
             artifacts=LocalArtifactStore(data_dir=str(tmp_path)), raw_readmes=[record], readme_chunks=[chunk],
         )
+
+
+# --- skips are counted, explained, and fail the asset past a threshold ------------------------------
+
+
+def _materialize_raw_readmes(tmp_path, config: dict):
+    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+
+    return dg.materialize(
+        [data_assets.raw_readmes], resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
+        run_config={"ops": {"raw_readmes": {"config": config}}}, raise_on_error=False,
+    )
+
+
+def _failure(result) -> tuple[str, dict]:
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    user_failure = failure.step_failure_data.user_failure_data
+    return user_failure.description, {key: value.value for key, value in user_failure.metadata.items()}
+
+
+def test_raw_readmes_fails_when_every_item_is_skipped(tmp_path):
+    # Three repositories without a README used to give a successful asset with zero records.
+    for name in ("a", "b", "c"):
+        (tmp_path / "repos" / name).mkdir(parents=True)
+        (tmp_path / "repos" / name / "main.py").write_text("print(1)\n")
+    result = _materialize_raw_readmes(tmp_path, {"source": "local", "path": str(tmp_path / "repos")})
+    assert not result.success
+    description, metadata = _failure(result)
+    assert description == (
+        "raw_readmes kept nothing: all 3 items were skipped "
+        "(3 x no README (readme.md/readme.rst/readme.txt/readme, any case) at the root)"
+    )
+    assert (metadata["skipped"], metadata["skipped_share"]) == (3, 1.0)
+
+
+def _corpus_with_bad_lines(path: Path, good: int, bad: int) -> Path:
+    rows = [json.dumps({"repo_url": f"https://github.com/o/r{i}", "readme": "# r\n\ntext", "file_tree": ["a.py"]})
+            for i in range(good)]
+    path.write_text("\n".join(rows + ["{not json"] * bad) + "\n")
+    return path
+
+
+def test_raw_readmes_reports_skip_count_share_and_reasons(tmp_path):
+    corpus = _corpus_with_bad_lines(tmp_path / "c.jsonl", good=3, bad=1)
+    result = _materialize_raw_readmes(tmp_path, {"source": "jsonl", "path": str(corpus)})
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_readmes")[0].metadata
+    assert (metadata["repositories"].value, metadata["skipped"].value, metadata["skipped_share"].value) == (3, 1, 0.25)
+    assert metadata["skip_reasons"].value == (
+        "| reason | count |\n|---|---|\n"
+        "| malformed JSON: Expecting property name enclosed in double quotes: line … column … (char …) | 1 |"
+    )
+    assert "| line 4 | malformed JSON:" in metadata["skipped_items"].value
+
+
+def test_raw_readmes_fails_past_max_skipped_share(tmp_path):
+    corpus = _corpus_with_bad_lines(tmp_path / "c.jsonl", good=1, bad=2)
+    result = _materialize_raw_readmes(tmp_path, {"source": "jsonl", "path": str(corpus), "max_skipped_share": 0.5})
+    assert not result.success
+    description, metadata = _failure(result)
+    assert description == (
+        "raw_readmes skipped 2 of 3 items (67%), over max_skipped_share=0.5; most common: 2 x malformed JSON: "
+        "Expecting property name enclosed in double quotes: line … column … (char …)"
+    )
+    assert metadata["skipped"] == 2
+
+
+@pytest.mark.parametrize(("n_skipped", "fails"), [(1, False), (3, True)])
+def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, monkeypatch, n_skipped, fails):
+    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs.resources import LocalArtifactStore
+
+    def build(records, chunks, generator, config, progress):
+        for index in range(n_skipped):
+            progress(f"skipped u/train chunk {index}: 12 chars < min_content_chars=40")
+        progress(f"2 samples; {n_skipped} too short")
+        return [_sample("train", "## Usage\n\nRun it with care, it renames files."), _sample("test")]
+
+    monkeypatch.setattr(data_assets, "build_sft_dataset", build)
+    context = dg.build_asset_context()
+    run = lambda: sft_dataset(context=context, config=SftDatasetConfig(), artifacts=LocalArtifactStore(data_dir=str(tmp_path)),
+                              raw_readmes=[], readme_chunks=[])
+    if fails:
+        with pytest.raises(dg.Failure) as caught:
+            run()
+        assert caught.value.description == (
+            "sft_dataset skipped 3 of 5 items (60%), over max_skipped_share=0.5; "
+            "most common: 3 x … chars < min_content_chars=…")
+        return
+    assert len(run()) == 2
+    metadata = context.get_output_metadata("result")
+    assert (metadata["skipped"], metadata["skipped_share"]) == (1, 0.3333)
+    assert metadata["skipped_items"].value.endswith("| u/train chunk 0 | 12 chars < min_content_chars=40 |")

@@ -1,108 +1,21 @@
+"""`evaluate`: the template floor, the base model and the fine-tuned model on held-out repositories,
+the eval loss, and the report and run comparison written from it."""
+
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from moxi_pipeline.evaluate import (
-    REFERENCE_CHARS,
-    EvalConfig,
-    completion_ids,
-    compute_eval_loss,
-    evaluate_models,
-    file_mentions,
-    grounding,
-    rouge_scores,
-    section_coverage,
-)
-from moxi_pipeline.generate import DecodingConfig, generate_readmes
+from moxi_pipeline.compose import write_readmes
+from moxi_pipeline.evaluate import EvalConfig, completion_ids, compute_eval_loss, evaluate
+from moxi_pipeline.generate import DecodingConfig
 from moxi_pipeline.records import KeyFile, RepoRecord, SampleInput, SftSample
-from moxi_pipeline.report import write_eval_report
+from moxi_pipeline.report import compare_runs, write_eval_report
 
 TREE = ("README.md", "pyproject.toml", "src/tiny/__init__.py", "src/tiny/cli.py", "docs/guide.md", "Makefile")
-
-
-def test_rouge_of_identical_and_disjoint_texts():
-    assert rouge_scores("install the tiny parser", "install the tiny parser") == {"rougeL": 1.0, "rouge1": 1.0}
-    assert rouge_scores("alpha beta", "gamma delta") == {"rougeL": 0.0, "rouge1": 0.0}
-
-
-def test_rouge_stems_words():
-    assert rouge_scores("installing parsers", "installed parser")["rouge1"] == 1.0
-
-
-def test_reference_is_truncated_to_its_first_4000_characters():
-    assert REFERENCE_CHARS == 4000
-    # "alpha beta " is 11 characters; the remaining 3,989 hold 1,995 "z" tokens, so
-    # P = 2/2, R = 2/1997 and F1 = 2PR/(P+R) = 4/1999 (the untruncated 3,002 tokens would give 4/3004)
-    scores = rouge_scores("alpha beta", "alpha beta " + "z " * 3000)
-    assert scores["rouge1"] == pytest.approx(4 / 1999)
-    # words past the cut do not count at all
-    assert rouge_scores("alpha beta", "z " * 2000 + "alpha beta") == {"rougeL": 0.0, "rouge1": 0.0}
-
-
-@pytest.mark.parametrize(
-    "heading, section",
-    [
-        ("## Installation", "installation"),
-        ("## Getting Started", "installation"),
-        ("## 📦 Install", "installation"),
-        ("### Quick start", "installation"),
-        ("Setup\n-----", "installation"),
-        ("## Usage", "usage"),
-        ("## Examples", "usage"),
-        ("<h2>How to use</h2>", "usage"),
-        ("## License", "license"),
-        ("## Licence", "license"),
-        ("## Contributing", "contributing"),
-        ("## 🤝 Contributors", "contributing"),
-        ("# moxi", "title"),
-        ("moxi\n====", "title"),
-        ("## About", "title"),
-        ("## Overview", "title"),
-    ],
-)
-def test_section_coverage_finds_each_heading(heading, section):
-    coverage = section_coverage(f"Some text.\n\n{heading}\n\nMore text.\n")
-    assert [name for name, found in coverage.items() if found] == [section]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Install it with pip. Usage is simple. MIT license.",  # words in prose are not sections
-        "```\n# Installation\n## Usage\n```\n",  # comments inside code are not headings
-        "- item\n----\n",  # a list item over a rule is not a setext heading
-    ],
-)
-def test_section_coverage_ignores_what_is_not_a_heading(text):
-    assert not any(section_coverage(text).values())
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("Edit `pyproject.toml`, then run `src/tiny/cli.py`.", 1.0),
-        ("See cli.py and setup.py.", 1 / 2),  # cli.py exists as src/tiny/cli.py; setup.py is invented
-        ("Run make (see the Makefile) and read docs/guide.md and docs/api.md.", 2 / 3),
-        ("The code lives in `src/tiny/` and `lib/`.", 1 / 2),  # directories count when written as code
-        ("Use ./src/tiny/cli.py or ./bin/tiny.sh, or ~/config.yaml.", 1 / 3),
-        ("Config goes in `config/settings` and/or `src`.", 0.0),  # a slashed code span is a path; `src` is not
-        ("Built on Node.js; edit `App.js`.", 0.0),  # a product name in prose is no file; code is
-        ("Run `tiny --help`.", None),  # no mention at all
-        ("Fast.<br/>Small.<br />\n<img src=\"logo.png\"/>", None),  # markup is not a path
-        ("Read and/or write input/output, e.g. with Node.js from https://example.com/a/b.py.", None),
-    ],
-)
-def test_grounding_is_the_share_of_mentioned_files_that_exist(text, expected):
-    assert grounding(text, TREE) == expected
-
-
-def test_file_mentions_are_distinct_and_normalised():
-    assert file_mentions("`./src/tiny/` then src/tiny/cli.py, src/tiny/cli.py and README.md.") == {
-        "src/tiny", "src/tiny/cli.py", "README.md",
-    }
 
 
 @pytest.mark.parametrize(
@@ -116,16 +29,17 @@ def test_eval_config_rejects_bad_values_naming_the_field(field, value):
 
 def _record(name: str, readme: str) -> RepoRecord:
     return RepoRecord(
-        repo_url=f"https://example.com/{name}", owner="me", repo=name, readme=readme, file_tree=TREE,
-        key_files=(KeyFile(path="pyproject.toml", content=f'[project]\nname = "{name}"\n'),),
-        project_type="python_cli", source="jsonl",
+        repo_url=f"https://github.com/octo/{name}", owner="octo", repo=name, readme=readme, file_tree=TREE,
+        key_files=(KeyFile(path="pyproject.toml", content=f'[project]\nname = "{name}"\ndescription = "Parse files."\n'),),
+        project_type="python_cli", language="Python", source="jsonl",
     )
 
 
 def _sample(name: str, content: str) -> SftSample:
     return SftSample(
-        instruction=f"Write the README.md for `{name}`.", input=SampleInput(file_tree=TREE, project_type="python_cli"),
-        content=content, repo_url=f"https://example.com/{name}", repo=name, kind="readme", split="test",
+        instruction=f"Write the Usage section of the README for `{name}`.",
+        input=SampleInput(file_tree=TREE, project_type="python_cli"), content=content,
+        repo_url=f"https://github.com/octo/{name}", repo=name, kind="section", split="test", section="usage",
     )
 
 
@@ -138,16 +52,16 @@ def tiny(tiny_model_dir):
 
 def test_completion_ids_split_at_the_assistant_turn(tiny):
     _, tokenizer = tiny
-    ids, prompt_len = completion_ids(tokenizer, _sample("tiny", "# tiny\nA parser."))
+    ids, prompt_len = completion_ids(tokenizer, _sample("tiny", "## Usage\n\nA parser."))
     assert tokenizer.decode(ids[:prompt_len]).endswith("<|im_start|>assistant\n")
-    assert tokenizer.decode(ids[prompt_len:]) == "# tiny\nA parser.<|im_end|>\n"
+    assert tokenizer.decode(ids[prompt_len:]) == "## Usage\n\nA parser.<|im_end|>\n"
 
 
 def test_eval_loss_is_the_completion_only_loss_transformers_computes(tiny):
     import torch
 
     model, tokenizer = tiny
-    samples = [_sample("tiny", "# tiny\nA parser for files."), _sample("other", "## Usage\nRun it.")]
+    samples = [_sample("tiny", "## Usage\n\nA parser for files."), _sample("other", "## Usage\n\nRun it.")]
     # reference: HF's own loss with the prompt labelled -100, token-weighted over both samples
     total, count = 0.0, 0
     for sample in samples:
@@ -163,7 +77,7 @@ def test_eval_loss_is_the_completion_only_loss_transformers_computes(tiny):
 def test_eval_loss_with_no_completion_token_in_max_length_names_it(tiny):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match=r"max_length=16"):
-        compute_eval_loss(model, tokenizer, [_sample("tiny", "# tiny\nA parser.")], max_length=16)
+        compute_eval_loss(model, tokenizer, [_sample("tiny", "## Usage\n\nA parser.")], max_length=16)
 
 
 @pytest.fixture(scope="module")
@@ -181,46 +95,114 @@ def tiny_adapter(tiny_model_dir, tmp_path_factory):
     return out
 
 
-def test_evaluate_models_end_to_end_writes_every_file(tiny_model_dir, tiny_adapter, tiny, tmp_path):
-    records = [_record("beta", "# beta\n\n## Usage\n\nRun `src/tiny/cli.py`.\n"), _record("alpha", "# alpha\nA parser.\n")]
-    samples = [_sample("alpha", "# alpha\nA parser."), _sample("beta", "## Usage\nRun it.")]
-    config = EvalConfig(max_repos=2, decoding=DecodingConfig(max_new_tokens=10), device="cpu", max_loss_samples=2)
+RECORDS = [
+    _record("beta", "# beta\n\nParse files.\n\n## Usage\n\nRun `src/tiny/cli.py`.\n\n## License\n\nMIT\n"),
+    _record("alpha", "# alpha\n\nParse files.\n\n## Installation\n\npip install alpha\n"),
+]
+SAMPLES = [_sample("alpha", "## Usage\n\nA parser."), _sample("beta", "## Usage\n\nRun it."),
+           _sample("alpha", "## Usage\n\nMore.")]
+CONFIG = EvalConfig(max_repos=2, decoding=DecodingConfig(max_new_tokens=8), device="cpu", max_loss_samples=2)
+
+
+@pytest.fixture(scope="module")
+def report(tiny_model_dir, tiny_adapter):
     calls = []
-    report = evaluate_models(tiny_model_dir, tiny_adapter, records, samples, config, lambda *a: calls.append(a))
+    result = evaluate(tiny_model_dir, tiny_adapter, RECORDS, SAMPLES, CONFIG, lambda *a: calls.append(a))
+    return result, calls
 
-    # repositories sorted by URL; one progress call per README across both models
-    assert calls == [("base alpha", 1, 4), ("base beta", 2, 4), ("fine_tuned alpha", 3, 4), ("fine_tuned beta", 4, 4)]
-    assert [(r.model, r.repo) for r in report.rows] == [
-        ("base", "alpha"), ("base", "beta"), ("fine_tuned", "alpha"), ("fine_tuned", "beta"),
+
+def test_evaluate_scores_template_base_and_fine_tuned(report, tiny, tiny_model_dir, tiny_adapter):
+    result, calls = report
+    # repositories sorted by URL; one progress call per batch of sections, per model (the template has none)
+    assert calls == [("base: about, features, usage", 6, 6), ("fine_tuned: about, features, usage", 6, 6)]
+    assert [(r["system"], r["repo"]) for r in result.rows] == [
+        ("template", "alpha"), ("template", "beta"), ("base", "alpha"), ("base", "beta"),
+        ("fine_tuned", "alpha"), ("fine_tuned", "beta"),
     ]
-    # "base" really is the base model: the adapter is disabled, not merely present
+    assert list(result.systems) == ["template", "base", "fine_tuned"]
+    records = sorted(RECORDS, key=lambda r: r.repo_url)
+    # the template rows are the floor; the base rows are the base model, not the adapter disabled
+    assert [r["text"] for r in result.rows[:2]] == [w.text for w in write_readmes(None, None, records, CONFIG.decoding)]
     model, tokenizer = tiny
-    items = [(r.repo, SampleInput(file_tree=TREE, project_type="python_cli", key_files=r.key_files))
-             for r in sorted(records, key=lambda r: r.repo_url)]
-    assert [r.prediction for r in report.rows[:2]] == generate_readmes(model, tokenizer, items, config.decoding)
-    assert [r.prediction for r in report.rows[:2]] != [r.prediction for r in report.rows[2:]]
-    assert report.models["base"].eval_loss != report.models["fine_tuned"].eval_loss
-    assert all(math.isfinite(m.eval_loss) for m in report.models.values())
-    # real READMEs: alpha has a title only (1/5), beta title + usage (2/5); beta mentions one existing file
-    assert report.reference == {"coverage": pytest.approx(0.3), "grounding": 1.0}
+    assert [r["text"] for r in result.rows[2:4]] == [w.text for w in write_readmes(model, tokenizer, records, CONFIG.decoding)]
+    # eval loss: 2 section samples round-robin, one per repository; none for the template
+    assert result.config["n_loss_samples"] == 2
+    losses = [result.metric(s, "eval_loss") for s in ("template", "base", "fine_tuned")]
+    assert losses[0] is None and all(math.isfinite(v) for v in losses[1:]) and losses[1] != losses[2]
+    assert result.metric("base", "perplexity") == pytest.approx(math.exp(losses[1]))
+    assert (result.n_repos, result.adapter_dir, result.base_model_dir) == (2, str(tiny_adapter), str(tiny_model_dir))
 
-    written = write_eval_report(report, tmp_path / "eval")
-    assert sorted(p.rsplit("/", 1)[1] for p in written["paths"].values()) == [
-        "eval_report.md", "metrics.json", "metrics.png", "predictions.jsonl",
+
+def test_the_template_floor_has_exact_metrics(report):
+    result, _ = report
+    template = result.systems["template"]
+    # alpha's real README has Installation (covered); beta's has Usage (covered) and License (no license
+    # fact, so no section): 1 and 1/2, mean 0.75, sd sqrt(1/8), t(1 dof) = 12.71 -> half-width 12.71 * 0.25
+    assert template["coverage"] == 0.75
+    assert template["coverage_ci"] == pytest.approx([0.75 - 12.71 * 0.25, 0.75 + 12.71 * 0.25])
+    # pyproject names the package: `pip install <name>` is in both, and both titles are the name
+    assert (template["install_ok"], template["title_ok"], template["degenerate"]) == (1.0, 1.0, 0)
+    # the template mentions no path, and only the repository's own URL (git clone): nothing invented
+    assert (template["hallucinated_path_rate"], template["invented_url_rate"], template["invented_urls"]) == (0.0, 0.0, "0 of 2")
+    assert template["removed_by_grounding"] == 0 and template["tokens_per_s"] is None
+
+
+@pytest.mark.parametrize(
+    "with_adapter, baseline, systems",
+    [(True, False, ["fine_tuned"]), (False, False, ["template", "base"]), (False, True, ["template", "base"])],
+)
+def test_which_systems_are_scored(tiny_model_dir, tiny_adapter, with_adapter, baseline, systems):
+    config = EvalConfig(max_repos=1, decoding=DecodingConfig(max_new_tokens=2), device="cpu", max_loss_samples=0,
+                        baseline=baseline, with_features=False)
+    result = evaluate(tiny_model_dir, tiny_adapter if with_adapter else None, RECORDS, SAMPLES, config)
+    assert list(result.systems) == systems
+    assert [r["repo"] for r in result.rows] == ["alpha"] * len(systems)  # max_repos=1: the first by URL
+    assert all(result.metric(s, "eval_loss") is None for s in systems)  # max_loss_samples=0 skips it
+
+
+def test_evaluate_without_records_is_an_error(tiny_model_dir):
+    with pytest.raises(ValueError, match="records is empty"):
+        evaluate(tiny_model_dir, None, [], [], EvalConfig())
+
+
+def test_write_eval_report_writes_every_file(report, tmp_path):
+    result, _ = report
+    result = result.model_copy(update={"run": {"records": "dev.jsonl", "profile": "demo"}})
+    paths = write_eval_report(result, tmp_path / "run1")
+    assert {name: path.rsplit("/", 1)[1] for name, path in paths.items()} == {
+        "generations": "generations.jsonl", "metrics": "metrics.json", "report": "report.md", "plot": "metrics.png"}
+    lines = [json.loads(line) for line in (tmp_path / "run1" / "generations.jsonl").read_text().splitlines()]
+    assert [(line["system"], line["repo"]) for line in lines] == [(r["system"], r["repo"]) for r in result.rows]
+    assert lines[0]["text"] == result.rows[0]["text"]
+    metrics = json.loads((tmp_path / "run1" / "metrics.json").read_text())
+    assert "rows" not in metrics and metrics["run"] == {"records": "dev.jsonl", "profile": "demo"}
+    assert metrics["systems"]["base"]["rougeL"] == result.metric("base", "rougeL")
+    assert (tmp_path / "run1" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report_md = (tmp_path / "run1" / "report.md").read_text()
+    assert "| metric | template | base | fine_tuned |" in report_md
+    assert "| install_ok | 1.000 [1.000, 1.000] |" not in report_md  # install_ok is a share, it has no CI
+    assert "| install_ok | 1.000 |" in report_md
+    assert "| alpha | template |" in report_md and "![metrics](metrics.png)" in report_md
+    assert "- eval loss: 2 section samples, round-robin across repositories" in report_md
+
+
+def test_compare_runs_tables_every_system_of_every_run(report, tmp_path):
+    result, _ = report
+    for name, profile in (("run1", "demo"), ("run2", "cpu")):
+        write_eval_report(result.model_copy(update={"run": {"records": "dev.jsonl", "profile": profile}}), tmp_path / name)
+    path = compare_runs([tmp_path / "run1", tmp_path / "run2"], tmp_path / "out")
+    assert path == tmp_path / "out" / "comparison.md"
+    rows = [line for line in path.read_text().splitlines() if line.startswith(("| run1 ", "| run2 "))]
+    adapter = Path(result.adapter_dir).name
+    assert [line.split(" | ")[:5] for line in rows] == [
+        ["| run1", "template", "—", "dev.jsonl", "demo"], ["| run1", "base", "—", "dev.jsonl", "demo"],
+        ["| run1", "fine_tuned", adapter, "dev.jsonl", "demo"],
+        ["| run2", "template", "—", "dev.jsonl", "cpu"], ["| run2", "base", "—", "dev.jsonl", "cpu"],
+        ["| run2", "fine_tuned", adapter, "dev.jsonl", "cpu"],
     ]
-    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
-    assert [(p["model"], p["repo"]) for p in predictions] == [(r.model, r.repo) for r in report.rows]
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["n_repos"] == 2 and metrics["headline"]["rougeL"]["base"] == report.models["base"].rougeL
-    assert (tmp_path / "eval" / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    markdown = (tmp_path / "eval" / "eval_report.md").read_text()
-    assert "| metric | base | fine-tuned | delta | real README |" in markdown
-    assert "![metrics](metrics.png)" in markdown and "| alpha | fine_tuned |" in markdown
-    assert written["headline"]["coverage"]["delta"] == pytest.approx(
-        report.models["fine_tuned"].coverage - report.models["base"].coverage
-    )
+    assert (tmp_path / "out" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_evaluate_models_without_test_records_is_an_error(tiny_model_dir, tiny_adapter):
-    with pytest.raises(ValueError, match="test_records is empty"):
-        evaluate_models(tiny_model_dir, tiny_adapter, [], [], EvalConfig())
+def test_compare_runs_names_a_folder_without_metrics(tmp_path):
+    with pytest.raises(ValueError, match=r"nowhere: no metrics.json \(not a `moxi evaluate` output folder\)"):
+        compare_runs([tmp_path / "nowhere"], tmp_path)

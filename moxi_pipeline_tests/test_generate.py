@@ -7,22 +7,11 @@ import pytest
 from moxi_pipeline.generate import (
     DecodingConfig,
     base_model_of,
-    build_prompt_ids,
-    clean_readme,
-    generate_readme,
-    generate_readmes,
+    clean_section,
+    generate_ids,
     resolve_adapter,
     stop_token_ids,
 )
-from moxi_pipeline.instructions import readme_instruction
-from moxi_pipeline.records import KeyFile, SampleInput
-
-INPUT = SampleInput(
-    file_tree=("pyproject.toml", "src/tiny/__init__.py", "src/tiny/cli.py", "tests/test_cli.py"),
-    project_type="python_cli",
-    key_files=(KeyFile(path="pyproject.toml", content='[project]\nname = "tiny"\n'),),
-)
-FAST = DecodingConfig(max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -50,75 +39,116 @@ def test_temperature_zero_is_greedy_and_positive_temperature_samples():
     assert (sampled["do_sample"], sampled["temperature"], sampled["top_p"]) == (True, 0.7, 0.9)
 
 
-def test_prompt_is_the_chat_template_with_the_instruction_last_and_the_forced_prefix(tiny):
-    _, tokenizer = tiny
-    ids = build_prompt_ids(tokenizer, "tiny", INPUT)
-    text = tokenizer.decode(ids)
-    instruction = readme_instruction("tiny", "python_cli")
-    # the user turn ends with the instruction; the assistant turn is opened and already holds "# tiny\n"
-    assert text.endswith(f"{instruction}<|im_end|>\n<|im_start|>assistant\n# tiny\n")
-    assert text.startswith("<|im_start|>system\n")
-    unforced = build_prompt_ids(tokenizer, "tiny", INPUT, force_prefix=False)
-    assert ids[: len(unforced)] == unforced and len(ids) > len(unforced)
-
-
 def test_stop_tokens_include_end_of_turn(tiny):
     _, tokenizer = tiny
     assert stop_token_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
 
-def test_generate_readme_opens_with_the_repo_title_and_is_deterministic(tiny):
-    model, tokenizer = tiny
-    first = generate_readme(model, tokenizer, "tiny", INPUT, FAST)
-    assert first.startswith("# tiny\n")
-    assert generate_readme(model, tokenizer, "tiny", INPUT, FAST) == first
+@pytest.fixture(scope="module")
+def tiny_fp32(tiny_model_dir):
+    """The tiny model in fp32. In bf16 its random logits tie (three of 512 tokens at exactly 0.2754 after
+    the repetition penalty) and a padded batch shifts them by up to 0.002, so greedy picks differ from one
+    prompt at a time; in fp32 they are the same computation to ~1e-7 and greedy decoding must agree exactly."""
+    from moxi_pipeline.modeling import load_model, load_tokenizer
+
+    return load_model(tiny_model_dir, "cpu").float(), load_tokenizer(tiny_model_dir)
 
 
-def test_batched_generation_keeps_order_and_reports_progress(tiny):
-    model, tokenizer = tiny
-    items = [("alpha", INPUT), ("beta", INPUT), ("gamma", INPUT)]
+def _prompts(tokenizer) -> list[list[int]]:
+    texts = ["# tiny\n\nA small project", "## Usage\n\nRun `tiny --help` to see the options. Key files: pyproject.toml",
+             "MIT."]
+    return [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
+
+
+def test_batched_generation_equals_one_prompt_at_a_time(tiny_fp32):
+    model, tokenizer = tiny_fp32
+    prompts = _prompts(tokenizer)
+    assert len({len(p) for p in prompts}) == 3  # different lengths: the batch really is left-padded
+    decoding = DecodingConfig(max_new_tokens=16, stop_at_heading=False)
+    single = [generate_ids(model, tokenizer, [prompt], decoding)[0] for prompt in prompts]
+    assert generate_ids(model, tokenizer, prompts, decoding) == single
+    assert [len(ids) for ids in single] == [16, 16, 16]
+
+
+def test_a_row_that_stops_early_in_a_batch_carries_no_padding(tiny_fp32):
+    import copy
+
+    model, tokenizer = tiny_fp32
+    prompts = _prompts(tokenizer)
+    decoding = DecodingConfig(max_new_tokens=16, stop_at_heading=False)
+    free = [generate_ids(model, tokenizer, [prompt], decoding)[0] for prompt in prompts]
+    # make a token that the first prompt's greedy output reaches, and no other output holds, the end of turn
+    stop = next(t for t in free[0][2:] if t not in free[1] + free[2] + free[0][:2])
+    stopper = copy.deepcopy(tokenizer)
+    stopper.eos_token = tokenizer.convert_ids_to_tokens(stop)
+    batched = generate_ids(model, stopper, prompts, decoding)
+    # the first row ends at the stop token (its count is real new tokens, for tokens/s); the others run on
+    assert batched[0] == free[0][: free[0].index(stop) + 1]
+    assert batched[1:] == free[1:]
+
+
+def test_stop_at_heading_passes_the_stop_string():
     calls = []
-    readmes = generate_readmes(
-        model, tokenizer, items, DecodingConfig(max_new_tokens=8, batch_size=2), lambda *a: calls.append(a)
-    )
-    assert [r.split("\n", 1)[0] for r in readmes] == ["# alpha", "# beta", "# gamma"]
-    assert calls == [("alpha", 1, 3), ("beta", 2, 3), ("gamma", 3, 3)]
+
+    class Recorder:
+        device = "cpu"
+
+        def generate(self, input_ids, **kwargs):
+            calls.append(kwargs)
+            return input_ids
+
+    class Tokenizer:
+        pad_token_id, eos_token_id, unk_token_id = 0, 2, None
+
+        def convert_tokens_to_ids(self, token):
+            return 2
+
+    tokenizer = Tokenizer()
+    generate_ids(Recorder(), tokenizer, [[5, 6]], DecodingConfig())
+    generate_ids(Recorder(), tokenizer, [[5, 6]], DecodingConfig(stop_at_heading=False))
+    assert (calls[0]["stop_strings"], calls[0]["tokenizer"]) == (["\n#"], tokenizer)
+    assert "stop_strings" not in calls[1]
+    assert calls[0]["eos_token_id"] == [2] and calls[0]["pad_token_id"] == 0
+
+
+USAGE = "## Usage\n\n"
+ABOUT = "# tiny\n\nA small project. "
 
 
 @pytest.mark.parametrize(
-    "generated, expected",
+    "generated, prefix, expected",
     [
-        # a plain README passes through, with one trailing newline
-        ("# tiny\nA tool.\n\n## Usage\n\nRun it.\n\n\n", "# tiny\nA tool.\n\n## Usage\n\nRun it.\n"),
-        # the forced prefix is restored when missing
-        ("A tool.", "# tiny\nA tool.\n"),
-        # a key-file dump: the first `--- path ---` line and everything after it goes
-        ("# tiny\nA tool.\n--- pyproject.toml ---\n[project]\nname = 'tiny'\n", "# tiny\nA tool.\n"),
-        # echoed prompt labels go too
-        ("# tiny\nA tool.\n\nFile tree:\nsrc/tiny/cli.py\n", "# tiny\nA tool.\n"),
-        # an unclosed fence holding code is closed with the same marker
-        ("# tiny\n## Install\n```bash\npip install tiny\n", "# tiny\n## Install\n```bash\npip install tiny\n```\n"),
-        ("# tiny\n## Install\n~~~~\npip install tiny\n\n", "# tiny\n## Install\n~~~~\npip install tiny\n~~~~\n"),
-        # an unclosed empty fence is dropped, and the heading left dangling with it
-        ("# tiny\nA tool.\n## Install\n```bash\n\n", "# tiny\nA tool.\n"),
-        # a closed fence is left alone; a longer closing fence closes it (CommonMark)
-        ("# tiny\n```\nx = 1\n````\nDone.", "# tiny\n```\nx = 1\n````\nDone.\n"),
-        # a fence with an info string does not close: "```py" inside is text, the block stays open
-        ("# tiny\n```\nx\n```py\n", "# tiny\n```\nx\n```py\n```\n"),
-        # a run of 40+ letters is decoding collapse: that line goes (a 39-letter word stays)
-        ("# tiny\nA tool.\nUse pip (`npmjimiemlitekomitamirilistykiyevadzhepise`).\nMore.\n", "# tiny\nA tool.\nMore.\n"),
-        ("# tiny\nA " + "x" * 39 + " tool.\n", "# tiny\nA " + "x" * 39 + " tool.\n"),
+        # the section ends where the next heading starts
+        (USAGE + "Run it.\n\n## License\n\nMIT", USAGE, "## Usage\n\nRun it."),
+        # ... but not at a `#` comment inside a code block
+        (USAGE + "```\n# comment\n```\nDone.", USAGE, "## Usage\n\n```\n# comment\n```\nDone."),
+        # a sentence cut by the token budget backs up to the last finished one, in the first paragraph too
+        (USAGE + "Run it. Then run the other thing with", USAGE, "## Usage\n\nRun it."),
+        (ABOUT + "It parses files and", ABOUT, "# tiny\n\nA small project."),
+        (ABOUT + "It parses files.\n\nIt also", ABOUT, "# tiny\n\nA small project. It parses files."),
+        (USAGE + "- one\n- two\n- thr", USAGE, "## Usage\n\n- one\n- two"),
+        # a colon that now introduces nothing goes, and the heading left with nothing under it stays alone
+        (USAGE + "Run `tiny`:", USAGE, "## Usage"),
+        (USAGE, USAGE, "## Usage"),
+        # an unclosed fence holding code is closed; "```cpp```" and a fence glued to text are dropped
+        (USAGE + "```bash\ntiny --help\n", USAGE, "## Usage\n\n```bash\ntiny --help\n```"),
+        (USAGE + "```cpp```\nRun it.", USAGE, "## Usage\n\nRun it."),
+        (USAGE + "Run `tiny`.```", USAGE, "## Usage\n\nRun `tiny`."),
+        # an echo of the prompt's key files ends the section
+        (USAGE + "Run it.\n--- pyproject.toml ---\n[project]", USAGE, "## Usage\n\nRun it."),
+        (USAGE + "Run it.\n\nFile tree:\nsrc/tiny/cli.py", USAGE, "## Usage\n\nRun it."),
+        # a line of 40+ letters is decoding collapse and goes; a 39-letter word stays
+        (USAGE + "OK.\nnpmjimiemlitekomitamirilistykiyevadzhepise\nFine.", USAGE, "## Usage\n\nOK.\nFine."),
+        (USAGE + "A " + "x" * 39 + " tool.", USAGE, "## Usage\n\nA " + "x" * 39 + " tool."),
         # a loop: the third copy of a line and everything after it is cut
-        ("# tiny\n- fast parsing\n- fast parsing\n- fast parsing\n- more\n", "# tiny\n- fast parsing\n- fast parsing\n"),
-        # short lines ("}", "---") repeat in real READMEs and are kept
-        ("# tiny\n}\n}\n}\n---\n---\n---\nend\n", "# tiny\n}\n}\n}\n---\n---\n---\nend\n"),
-        # a heading with nothing under it at the end is dropped; the title never is
-        ("# tiny\nA tool.\n\n## License\n", "# tiny\nA tool.\n"),
-        ("# tiny\n", "# tiny\n"),
+        (USAGE + "- fast parsing.\n- fast parsing.\n- fast parsing.\n- more.", USAGE,
+         "## Usage\n\n- fast parsing.\n- fast parsing."),
+        # short lines repeat in real READMEs and are kept
+        (USAGE + "```\n}\n}\n}\n```\nEnd.", USAGE, "## Usage\n\n```\n}\n}\n}\n```\nEnd."),
     ],
 )
-def test_clean_readme(generated, expected):
-    assert clean_readme(generated, "tiny") == expected
+def test_clean_section(generated, prefix, expected):
+    assert clean_section(generated, prefix) == expected
 
 
 def test_resolve_latest_without_a_trained_adapter_says_to_train_first(tmp_path):

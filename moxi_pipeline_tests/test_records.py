@@ -121,3 +121,33 @@ def test_sft_sample_rejects_bad_values_by_field(field, value):
     with pytest.raises(ValidationError) as caught:
         SftSample(**{**fields, field: value})
     assert [error["loc"] for error in caught.value.errors()] == [(field,)]
+
+
+# --- a record survives the local store unchanged ----------------------------------------------------
+
+
+def test_record_with_odd_text_survives_the_local_store(tmp_path):
+    from moxi_pipeline.storage import LocalStore
+
+    # Line separators JSON leaves raw, a CR, a NUL, and lone surrogates (a broken `\udcff` escape in an
+    # imported record, a non-UTF-8 file name) that UTF-8 cannot hold and the store used to crash on.
+    record = RepoRecord(**repo_fields(
+        readme="# demo\n\none\u2028two\x85three\u2029four\r\nNUL\x00 broken \udcff escape\n",
+        file_tree=("caf\udce9.py", "a\u2028b.py"), owner="\ud800",
+    ))
+    store = LocalStore(tmp_path)
+    path = store.write_records("raw_readmes", [record.to_dict()])
+    assert [RepoRecord.model_validate(row) for row in store.read_records("raw_readmes")] == [record]
+    assert path.read_bytes().decode("utf-8").count("\n") == 1  # one line: the raw separators split nothing
+    assert sorted(p.name for p in path.parent.iterdir()) == ["raw_readmes.jsonl"]  # no temporary file left
+
+
+def test_store_refuses_a_surrogate_pair_it_could_only_merge(tmp_path):
+    from moxi_pipeline.storage import LocalStore
+
+    # "\ud83d\ude00" as two code points would read back as the one character "😀": refuse, don't change it.
+    store = LocalStore(tmp_path)
+    rows = [RepoRecord(**repo_fields()).to_dict(), RepoRecord(**repo_fields(owner="\ud83d\ude00")).to_dict()]
+    with pytest.raises(ValueError, match=r"raw_readmes row 1: a string holds the surrogate pair '\\ud83d\\ude00'"):
+        store.write_records("raw_readmes", rows)
+    assert not (tmp_path / "records").exists() or list((tmp_path / "records").iterdir()) == []

@@ -70,7 +70,8 @@ def raw_readmes(draw) -> str:
 
 
 def kept_lines(raw: str) -> list[str]:
-    """The spec: every non-blank line of the raw README, after a leading BOM and YAML-mapping front matter."""
+    """The spec: every non-blank line of the raw README, after a leading BOM and front matter (a YAML mapping
+    with single-word keys between a `---` first line and the next `---`/`...` line)."""
     lines = re.split(r"\r\n|\r|\n", raw)
     lines[0] = lines[0].lstrip("\ufeff")
     start = 0
@@ -78,14 +79,15 @@ def kept_lines(raw: str) -> list[str]:
         closer = next((j for j in range(1, len(lines)) if re.fullmatch(r"(---|\.\.\.)[ \t]*", lines[j])), None)
         if closer is not None:
             try:
-                is_mapping = isinstance(yaml.safe_load("\n".join(lines[1:closer])), dict)
+                metadata = yaml.safe_load("\n".join(lines[1:closer]))
             except yaml.YAMLError:
-                is_mapping = False
-            start = closer + 1 if is_mapping else 0
+                metadata = None
+            keys = list(metadata) if isinstance(metadata, dict) else []
+            start = closer + 1 if keys and all(isinstance(k, str) and re.fullmatch(r"\S+", k) for k in keys) else 0
     return [line for line in lines[start:] if line.strip()]
 
 
-@settings(PROPERTY, max_examples=400)
+@settings(PROPERTY, max_examples=1000)
 @given(readme=raw_readmes(), min_chars=st.integers(1, 300), extra_chars=st.integers(0, 600))
 def test_chunks_keep_every_nonblank_raw_line_in_order(readme, min_chars, extra_chars):
     chunks = chunk_readme(readme, min_chars, min_chars + extra_chars)
@@ -96,9 +98,10 @@ def test_chunks_keep_every_nonblank_raw_line_in_order(readme, min_chars, extra_c
 
 # Lone surrogates arrive from JSON escapes ("\udcff") and non-UTF-8 file names; pydantic keeps them in plain
 # string fields but refuses them in constrained ones (min_length) and in dict keys, so those draw clean text.
-ODD_CHARS = st.one_of(st.characters(), st.sampled_from(["\r", "\n", "\x00", "\ufeff", '"', "\\", *SEPARATORS]))
+ODD_CHARS = st.one_of(st.characters(exclude_categories=["Cs"]), st.sampled_from(["\r", "\n", "\x00", "\ufeff", '"', "\\", *SEPARATORS]))
 CLEAN_TEXT = st.text(alphabet=ODD_CHARS, max_size=30)
-ODD_TEXT = st.text(alphabet=st.one_of(ODD_CHARS, st.sampled_from(["\udcff", "\udc80", "\ud800"])), max_size=30)
+# (joined by hand: st.text drops surrogates from any alphabet)
+ODD_TEXT = st.lists(st.one_of(ODD_CHARS, st.sampled_from(["\udcff", "\udc80", "\ud800"])), max_size=30).map("".join)
 NONBLANK = CLEAN_TEXT.filter(lambda text: text.strip())
 # JSON has no NaN or infinity (pydantic's JSON mode writes them as null), so metadata draws finite floats.
 JSON_VALUES = st.recursive(
@@ -122,7 +125,7 @@ def _holds_surrogate_pair(value) -> bool:
     return bool(_SURROGATE_PAIR.search(json.dumps(value, ensure_ascii=False)))
 
 
-@settings(PROPERTY, max_examples=200)
+@settings(PROPERTY, max_examples=300)
 @given(records=st.lists(RECORDS, max_size=4), metadata=st.dictionaries(CLEAN_TEXT, JSON_VALUES, max_size=4))
 def test_records_survive_the_local_store_unchanged(records, metadata):
     artifact = Artifact(name="a", path="p", metadata=metadata)
@@ -219,7 +222,7 @@ def _inside(root: str, path: str) -> bool:
 
 
 @pytest.mark.timeout(120)  # a read that blocks on a FIFO fails here instead of hanging the suite
-@settings(PROPERTY, max_examples=120)
+@settings(PROPERTY, max_examples=300)
 @given(entries=TREES)
 def test_no_read_leaves_the_repository_root(entries):
     global _OPENED
@@ -276,7 +279,7 @@ def spelled_repos(draw) -> list[tuple[tuple[str, str, str], str]]:
     return draw(st.permutations(rows))
 
 
-@settings(PROPERTY, max_examples=200)
+@settings(PROPERTY, max_examples=500)
 @given(rows=spelled_repos(), seed=st.integers(0, 3), test_fraction=st.floats(0.1, 0.9))
 def test_one_repository_never_lands_on_both_sides(rows, seed, test_fraction):
     with tempfile.TemporaryDirectory() as folder:
@@ -294,3 +297,126 @@ def test_one_repository_never_lands_on_both_sides(rows, seed, test_fraction):
     assert all(len(found) == 1 for found in sides.values())
     assert len(result.skipped) == len(rows) - len(result.records)
     assert all(skip.reason.startswith("duplicate repo_url") for skip in result.skipped)
+
+
+# --- model folders: never half-written, never pointing at where the data folder used to be ----------
+
+
+class _FakeModel:
+    """Enough of a transformers model for import_base_model; `fail` stops save_pretrained half-way."""
+
+    dtype = "torch.float32"
+    config = type("Config", (), {"architectures": ["FakeForCausalLM"]})()
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+
+    def parameters(self):
+        return [type("Weight", (), {"numel": lambda self: 7})()]
+
+    def save_pretrained(self, path):
+        (Path(path) / "config.json").write_text("{}")
+        if self.fail:
+            raise OSError("No space left on device")
+        (Path(path) / "model.safetensors").write_text("weights")
+
+
+class _FakeTokenizer:
+    def save_pretrained(self, path):
+        (Path(path) / "tokenizer.json").write_text("{}")
+
+
+def _fake_sources(monkeypatch, **models) -> list[str]:
+    from moxi_pipeline import modeling
+
+    loaded = []
+
+    def load_source(source):
+        loaded.append(source)
+        return models[source], _FakeTokenizer()
+
+    monkeypatch.setattr(modeling, "_load_source", load_source)
+    return loaded
+
+
+def test_base_model_import_survives_moving_the_data_folder(tmp_path, monkeypatch):
+    from moxi_pipeline.modeling import import_base_model
+
+    loaded = _fake_sources(monkeypatch, tiny=_FakeModel())
+    first = import_base_model("tiny", tmp_path / "data" / "models" / "base_model")
+    (tmp_path / "data").rename(tmp_path / "moved")
+    moved = import_base_model("tiny", tmp_path / "moved" / "models" / "base_model")
+    assert moved.path == str(tmp_path / "moved" / "models" / "base_model")  # not the old absolute path
+    assert (moved.source, moved.parameters, moved.architecture) == (first.source, 7, "FakeForCausalLM")
+    assert loaded == ["tiny"]  # the second call used the cached import
+    marker = json.loads((tmp_path / "moved" / "models" / "base_model" / "moxi_source.json").read_text())
+    assert marker["path"] == "."
+
+
+def test_base_model_import_that_crashes_leaves_no_folder(tmp_path, monkeypatch):
+    from moxi_pipeline.modeling import import_base_model
+
+    _fake_sources(monkeypatch, broken=_FakeModel(fail=True), tiny=_FakeModel())
+    out_dir = tmp_path / "models" / "base_model"
+    with pytest.raises(OSError, match="No space left"):
+        import_base_model("broken", out_dir)
+    assert not out_dir.exists()  # half of a model (config.json, no weights) must not look like one
+    info = import_base_model("tiny", out_dir)
+    assert info.path == str(out_dir)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["config.json", "model.safetensors", "moxi_source.json", "tokenizer.json"]
+    assert sorted(p.name for p in out_dir.parent.iterdir()) == ["base_model"]  # no staging folder left over
+
+
+def test_base_model_reimport_replaces_the_whole_folder(tmp_path, monkeypatch):
+    from moxi_pipeline.modeling import import_base_model
+
+    _fake_sources(monkeypatch, a=_FakeModel(), b=_FakeModel())
+    out_dir = tmp_path / "base_model"
+    import_base_model("a", out_dir)
+    (out_dir / "stale-shard.safetensors").write_text("from source a")
+    assert import_base_model("b", out_dir).source == "b"
+    assert not (out_dir / "stale-shard.safetensors").exists()  # nothing of source a mixes into b
+
+
+def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypatch):
+    import types
+
+    from moxi_pipeline import modeling, train
+    from moxi_pipeline.records import SampleInput, SftSample
+
+    class FakeTrainer:
+        def __init__(self, **kwargs):
+            self.state = types.SimpleNamespace(log_history=[{"step": 1, "loss": 2.0}], global_step=1, num_input_tokens_seen=8)
+
+        def train(self):
+            pass
+
+        def evaluate(self):
+            return {"eval_loss": 1.5}
+
+        def save_model(self, path):
+            (Path(path) / "adapter_model.safetensors").write_text("lora")
+
+    def crash(out_dir, *args):
+        (out_dir / "training_config.json").write_text("{")
+        raise KeyboardInterrupt  # killed while writing the records beside the adapter
+
+    monkeypatch.setitem(sys.modules, "trl", types.SimpleNamespace(SFTTrainer=FakeTrainer))
+    monkeypatch.setattr(modeling, "resolve_device", lambda device: "cpu")
+    monkeypatch.setattr(train, "load_for_training", lambda *args: (None, _FakeTokenizer(), None))
+    monkeypatch.setattr(train, "build_dataset", lambda *args: [])
+    monkeypatch.setattr(train, "sft_config", lambda *args: None)
+    sample = SftSample(instruction="Write it.", content="# r\n\ntext", repo_url="u", repo="r", kind="readme",
+                       split="train", input=SampleInput(file_tree=("a.py",), project_type="python_project"))
+    config = train.load_train_config("demo", device="cpu")
+    out_dir = tmp_path / "lora_adapter" / "run1"
+    monkeypatch.setattr(train, "write_records", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_adapter(tmp_path / "base", [sample], [sample], config, out_dir, dataset_hash="h")
+    assert not out_dir.exists()
+    monkeypatch.setattr(train, "write_records", lambda out_dir, *args: (out_dir / "README.md").write_text("card"))
+    result = train.train_adapter(tmp_path / "base", [sample], [sample], config, out_dir, dataset_hash="h")
+    assert (result.adapter_dir, result.loss_plot) == (str(out_dir), str(out_dir / "loss_curve.png"))
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "README.md", "adapter_model.safetensors", "loss_curve.png", "tokenizer.json"]
+    assert sorted(p.name for p in out_dir.parent.iterdir()) == ["run1"]

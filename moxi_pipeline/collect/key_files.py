@@ -11,8 +11,12 @@ The rule (shared by the `local` source, `moxi generate` and, later, GitHub):
      package's `__init__.py` (`pkg/__init__.py` or `src/pkg/__init__.py`); never under tests/, docs/,
      examples/, scripts/ or benchmarks/.
    The depth limits keep a monorepo's 40 nested package.json files from crowding out the root ones.
-2. Order: manifests before entry points, then the shallowest path, then the order of the lists above,
-   then the path itself, so the choice is deterministic.
+   Then other code files in the top two levels: first those named after the project (a file or top
+   folder with the project's name, LARCH's strongest cue), then the rest, shallowest first.
+   Nothing under tests/, fixtures/, docs/, examples/, vendor/ or build folders is ever a candidate,
+   at any depth (a test fixture's package.json is not the project's manifest), nor a test file.
+2. Order: manifests, entry points, code named after the project, other code; then the shallowest path,
+   then the order of the lists above, then the path itself, so the choice is deterministic.
 3. At most `MAX_KEY_FILES` = 6 files, each cut to `MAX_KEY_FILE_CHARS` = 4000 characters
    (6 x 4000 = 24,000 characters, ~6,000 tokens at most, before the prompt's own cap).
 4. A README or LICENSE is never a key file (the README is the training target; a licence is
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import re
 from pathlib import Path, PurePosixPath
 
 from moxi_pipeline.collect.safe_fs import read_head
@@ -48,6 +53,15 @@ MAX_ENTRY_POINT_DEPTH = 2
 # Folders whose `__init__.py` or `main.py` is not the project's own entry point.
 NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example", "scripts", "benchmarks"}
 NEVER_KEY = ("readme", "license", "licence", "copying")
+# Never the project's own code: tests, fixtures, docs, examples, vendored and generated folders.
+NOT_CODE_DIRS = {
+    "tests", "test", "testing", "spec", "__tests__", "fixtures", "__fixtures__", "testdata", "docs", "doc",
+    "examples", "example", "vendor", "third_party", "node_modules", "dist", "build", "target", "benchmarks",
+}
+_TEST_NAME = re.compile(r"^(test_.*\.py|conftest\.py|.*_test\.(py|go)|.*\.(test|spec)\.[jt]sx?)$")
+CODE_EXTENSIONS = {".py", ".js", ".ts", ".mjs", ".go", ".rs", ".rb", ".php", ".java", ".kt", ".cs", ".swift", ".dart",
+                   ".c", ".cc", ".cpp", ".h", ".ex", ".scala", ".lua"}
+MAX_CODE_DEPTH = 1  # other code files: the top two levels (`server/game_server.py`), shallowest first
 
 
 def _depth(path: str) -> int:
@@ -70,8 +84,17 @@ def _is_package_init(path: str) -> bool:
     return package not in NOT_PACKAGES and not is_test_package and not package.startswith((".", "_"))
 
 
-def _rank(path: str) -> tuple[int, int, int, str] | None:
+def _skipped(path: str) -> bool:
+    """Under a test, fixture, docs, example, vendored or build folder, at any depth, or a test file."""
+    parts = path.split("/")
+    name = parts[-1]
+    return any(part.lower() in NOT_CODE_DIRS for part in parts[:-1]) or bool(_TEST_NAME.search(name))
+
+
+def _rank(path: str, project: str | None = None) -> tuple[int, int, int, str] | None:
     """Sort key (category, depth, list position, path), or None when the path is no candidate."""
+    if _skipped(path):
+        return None
     name = PurePosixPath(path).name
     depth = _depth(path)
     if depth <= MAX_MANIFEST_DEPTH:
@@ -84,12 +107,18 @@ def _rank(path: str) -> tuple[int, int, int, str] | None:
                 return (1, depth, position, path)
         if _is_package_init(path):
             return (1, depth, len(ENTRY_POINT_PATTERNS), path)
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in CODE_EXTENSIONS and depth <= MAX_CODE_DEPTH:
+        # LARCH's cue: a file (or its folder) named after the project is about the project
+        stem = PurePosixPath(path).stem.lower().replace("-", "_")
+        named = project is not None and project.lower().replace("-", "_") in (stem, path.split("/")[0].lower())
+        return (2 if named else 3, depth, 0, path)
     return None
 
 
-def rank_key_file_paths(file_tree: tuple[str, ...] | list[str]) -> list[str]:
+def rank_key_file_paths(file_tree: tuple[str, ...] | list[str], project: str | None = None) -> list[str]:
     """Every candidate key file in the tree, best first (the module docstring's rule, before the cap)."""
-    ranked = [(rank, path) for path in file_tree if not _is_never_key(path) and (rank := _rank(path))]
+    ranked = [(rank, path) for path in file_tree if not _is_never_key(path) and (rank := _rank(path, project))]
     return [path for _, path in sorted(ranked)]
 
 

@@ -100,9 +100,7 @@ def _shown(name: str) -> str:
 def _gitignore_spec(root: Path, rel_folder: str) -> pathspec.PathSpec | None:
     try:
         head = read_head(root, rel_folder + ".gitignore", MAX_GITIGNORE_BYTES)
-    except FileNotFoundError:
-        return None
-    except RefusedRead:  # a link out of the repository, a FIFO: no rules from it
+    except (FileNotFoundError, RefusedRead):  # none, or a link out of the repository, a FIFO: no rules
         return None
     return pathspec.GitIgnoreSpec.from_lines(head.decode("utf-8", errors="replace").splitlines())
 

@@ -4,9 +4,9 @@ import dagster as dg
 from pydantic import Field
 
 from moxi_pipeline.chunk import chunk_records
-from moxi_pipeline.collect import collect_repos
+from moxi_pipeline.collect import Skipped, collect_repos
 from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset, write_sft_dataset
-from moxi_pipeline.defs.metadata import counts_table, skipped_table
+from moxi_pipeline.defs.metadata import counts_table, fail_past_skip_share, skip_metadata
 from moxi_pipeline.defs.resources import LocalArtifactStore
 from moxi_pipeline.instructions import TemplateInstructions
 from moxi_pipeline.records import ReadmeChunk, RepoRecord, SftSample
@@ -19,6 +19,8 @@ class RawReadmesConfig(dg.Config):
     source: str = Field(default=SETTINGS.collect_source, description="installed | jsonl | local")
     path: str | None = Field(default=SETTINGS.collect_path, description="file (jsonl) or folder (local)")
     limit: int | None = Field(default=SETTINGS.collect_limit, description="keep at most this many repositories")
+    # the installed demo source skips ~45% by design (reST and one-line descriptions), so 0.6 leaves it room
+    max_skipped_share: float = Field(default=0.6, ge=0.0, le=1.0, description="fail when a larger share of items is skipped")
 
 
 @dg.asset(group_name="data", kinds={"python"})
@@ -30,13 +32,14 @@ def raw_readmes(context: dg.AssetExecutionContext, config: RawReadmesConfig) -> 
     )
     for item in result.skipped:
         context.log.debug(f"skipped {item.item}: {item.reason}")
+    fail_past_skip_share("raw_readmes", result.skipped, len(result.records), config.max_skipped_share)
+    context.log.info(f"raw_readmes: {len(result.records)} repositories, {len(result.skipped)} items skipped")
     context.add_output_metadata(
         {
             "repositories": len(result.records),
-            "skipped": len(result.skipped),
             "source": config.source,
             "project_types": counts_table((r.project_type for r in result.records), "project_type"),
-            "skipped_items": skipped_table(result.skipped),
+            **skip_metadata(result.skipped, len(result.records)),
         }
     )
     return result.records
@@ -68,8 +71,9 @@ def readme_chunks(
 class SftDatasetConfig(dg.Config):
     test_fraction: float = Field(default=0.2, description="share of repositories held out of training")
     seed: int = Field(default=0, description="seeds the split by repository")
-    max_readme_chars: int = Field(default=4000, description="READMEs up to this size also become whole samples")
+    max_section_chars: int = Field(default=900, description="a section sample's answer is cut to this many characters")
     instructions: str = Field(default="template", description="instruction generator: template")
+    max_skipped_share: float = Field(default=0.5, ge=0.0, le=1.0, description="fail when a larger share of samples is skipped")
 
 
 @dg.asset(group_name="data", kinds={"huggingface"})
@@ -84,9 +88,15 @@ def sft_dataset(
     if config.instructions != "template":
         raise ValueError(f"instructions must be 'template', got {config.instructions!r}")
     dataset_config = DatasetConfig(
-        test_fraction=config.test_fraction, seed=config.seed, max_readme_chars=config.max_readme_chars
+        test_fraction=config.test_fraction, seed=config.seed, max_section_chars=config.max_section_chars
     )
-    samples = build_sft_dataset(raw_readmes, readme_chunks, TemplateInstructions(), dataset_config)
+    messages: list[str] = []  # build_sft_dataset reports each lossy skip as "skipped <item>: <reason>"
+    samples = build_sft_dataset(raw_readmes, readme_chunks, TemplateInstructions(), dataset_config, progress=messages.append)
+    skipped = [Skipped(*message.removeprefix("skipped ").partition(": ")[::2])
+               for message in messages if message.startswith("skipped ")]
+    for message in messages:
+        (context.log.debug if message.startswith("skipped ") else context.log.info)(message)
+    fail_past_skip_share("sft_dataset", skipped, len(samples), config.max_skipped_share)
     written = write_sft_dataset(samples, artifacts.path("sft"))
     context.add_output_metadata(
         {
@@ -96,6 +106,7 @@ def sft_dataset(
             "kinds": counts_table((f"{s.split}/{s.kind}" for s in samples), "split/kind"),
             "dataset_hash": written["dataset_hash"],
             "dataset_dir": dg.MetadataValue.path(str(artifacts.path("sft"))),
+            **skip_metadata(skipped, len(samples)),
         }
     )
     return samples

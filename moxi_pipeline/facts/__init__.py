@@ -44,7 +44,6 @@ class RepoLike(Protocol):
     file_tree: tuple[str, ...]
     key_files: tuple[KeyFile, ...]
     language: str | None
-    license: str | None
 
 
 def _manifests(key_files) -> list[Manifest]:
@@ -141,8 +140,9 @@ def test_command(manifest: Manifest | None, file_tree, tests: list[str], command
 
 
 def _license(record: RepoLike, manifest: Manifest | None, license_path: str | None) -> str | None:
-    if record.license and len(record.license) <= 60:
-        return record.license
+    declared = getattr(record, "license", None)  # a RepoSnapshot (`moxi generate`) has no declared license
+    if declared and len(declared) <= 60:
+        return declared
     if manifest is not None and manifest.license and len(manifest.license) <= 60:
         return manifest.license
     text = next((k.content for k in record.key_files if k.path == license_path), None)

@@ -47,8 +47,11 @@ def _json(text: str) -> dict:
     try:
         value = json.loads(text)
         return value if isinstance(value, dict) else {}
-    except json.JSONDecodeError:  # cut at the key-file cap: keep the top-level strings we can see
-        return {key: value for key, value in re.findall(r'^\s{2}"(\w+)":\s*"([^"\n]*)"', text, re.MULTILINE)}
+    except json.JSONDecodeError:  # cut at the key-file cap: keep the top-level strings and booleans we can see
+        first_key = re.search(r'^([ \t]*)"', text, re.MULTILINE)  # its indent is the top level's: 2, 4 spaces or a tab
+        indent = re.escape(first_key.group(1)) if first_key else " {2}"
+        found = re.findall(rf'^{indent}"(\w+)":\s*("(?:[^"\\\n]|\\.)*"|true|false)', text, re.MULTILINE)
+        return {key: json.loads(value) for key, value in found}
 
 
 def _str(value) -> str | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -48,7 +48,7 @@ class LocalStore:
         path = self.records_path(name)
         if not path.is_file():
             raise FileNotFoundError(f"no records named {name!r} at {path}: materialize {name} first")
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # bytes: no newline translation of any kind
         return [json.loads(line) for line in text.split("\n") if line.strip()]
 
     def write_json(self, name: str, obj: dict) -> Path:
@@ -61,7 +61,7 @@ class LocalStore:
         path = self.json_path(name)
         if not path.is_file():
             raise FileNotFoundError(f"no artifact named {name!r} at {path}: materialize {name} first")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_bytes().decode("utf-8"))
 
 
 def _dumps(obj, what: str, indent: int | None = None) -> str:
@@ -83,13 +83,13 @@ class _atomic_open:
 
     def __init__(self, path: Path):
         self.path = path
+        # one writer per process and thread: two writers of one name never share a temporary file
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self.tmp = Path(tmp)
         # newline="": "\n" is written as is on every platform, so reading splits on exactly what was written
-        self.handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.handle = self.tmp.open("w", encoding="utf-8", newline="")
         return self.handle
 
     def __exit__(self, exc_type, exc, tb) -> bool:

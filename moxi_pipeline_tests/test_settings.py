@@ -1,0 +1,87 @@
+"""Settings: `.env` parsed as a shell would, every variable validated at load, errors name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moxi_pipeline import settings as settings_module
+from moxi_pipeline.settings import load_settings
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A project root of our own, so the checkout's .env never leaks into a test."""
+    monkeypatch.setattr(settings_module, "PROJECT_ROOT", tmp_path)
+    return tmp_path
+
+
+def test_defaults_without_any_variable(project):
+    settings = load_settings({})
+    assert (settings.data_dir, settings.base_model, settings.train_profile, settings.collect_source) == (
+        project / "data", "embedded", "demo", "installed")
+    assert (settings.collect_path, settings.collect_limit, settings.train_device, settings.gpu_pool) == (None, None, "auto", None)
+    assert settings.adapters_dir == project / "data" / "models" / "lora_adapter"
+
+
+def test_dotenv_is_read_as_a_shell_would(project, monkeypatch):
+    # Each line below was misread by the old hand parser: `export` made the name "export MOXI_...",
+    # the comment stayed in the value, and `~` was kept literally.
+    monkeypatch.setenv("HOME", str(project / "home"))
+    (project / ".env").write_text(
+        "# settings\n"
+        "export MOXI_COLLECT_LIMIT=5\n"
+        "MOXI_TRAIN_PROFILE=cpu  # the fast profile\n"
+        "MOXI_COLLECT_SOURCE='local'\n"
+        'MOXI_DATA_DIR="~/moxi data"\n'
+        "MOXI_COLLECT_PATH=~/code\n"
+        "OPENAI_API_KEY=not-ours\n"
+    )
+    settings = load_settings({})
+    assert (settings.collect_limit, settings.train_profile, settings.collect_source) == (5, "cpu", "local")
+    assert settings.data_dir == project / "home" / "moxi data"
+    assert settings.collect_path == str(project / "home" / "code")
+
+
+def test_environment_wins_over_dotenv_and_empty_means_unset(project):
+    (project / ".env").write_text("MOXI_COLLECT_LIMIT=5\nMOXI_TRAIN_DEVICE=cpu\n")
+    settings = load_settings({"MOXI_COLLECT_LIMIT": "9", "MOXI_TRAIN_DEVICE": "", "MOXI_GPU_POOL": ""})
+    assert (settings.collect_limit, settings.train_device, settings.gpu_pool) == (9, "cpu", None)
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MOXI_COLLECT_LIMIT": "abc"}, "MOXI_COLLECT_LIMIT='abc': Input should be a valid integer"),
+        ({"MOXI_COLLECT_LIMIT": "0"}, "MOXI_COLLECT_LIMIT='0': Input should be greater than or equal to 1"),
+        ({"MOXI_TRAIN_DEVICE": "gpu"}, "MOXI_TRAIN_DEVICE='gpu': Input should be 'auto', 'cpu' or 'cuda'"),
+        ({"MOXI_COLLECT_SOURCE": "ftp"}, "MOXI_COLLECT_SOURCE='ftp': Input should be 'installed', 'jsonl' or 'local'"),
+        ({"MOXI_TRAIN_PROFILE": "fast"}, "MOXI_TRAIN_PROFILE='fast': choose one of cpu, demo, gpu, unsloth"),
+        ({"MOXI_GPU_POOL": "two words"}, "MOXI_GPU_POOL='two words': String should match pattern"),
+        ({"MOXI_BASE_MODEL": "./missing_model"}, "MOXI_BASE_MODEL='./missing_model': no model folder at"),
+        ({"MOXI_COLLECT_LIMT": "3"}, "MOXI_COLLECT_LIMT in the environment: not a Moxi setting"),
+    ],
+)
+def test_bad_value_names_the_variable_and_value(project, env, message):
+    with pytest.raises(ValueError) as caught:
+        load_settings(env)
+    assert message in str(caught.value)
+
+
+def test_typo_in_dotenv_is_named_with_the_file(project):
+    (project / ".env").write_text("MOXI_COLECT_SOURCE=local\n")
+    with pytest.raises(ValueError, match=r"MOXI_COLECT_SOURCE in .*\.env: not a Moxi setting"):
+        load_settings({})
+
+
+def test_data_dir_that_is_a_file_is_refused(project):
+    (project / "afile").write_text("")
+    with pytest.raises(ValueError, match=r"MOXI_DATA_DIR=.*afile.*exists and is not a folder"):
+        load_settings({"MOXI_DATA_DIR": str(project / "afile")})
+
+
+def test_local_base_model_folder_is_expanded(project):
+    (project / "model").mkdir()
+    assert load_settings({"MOXI_BASE_MODEL": str(project / "model")}).base_model == str(project / "model")
+    assert load_settings({"MOXI_BASE_MODEL": "HuggingFaceTB/SmolLM2-135M"}).base_model == "HuggingFaceTB/SmolLM2-135M"
