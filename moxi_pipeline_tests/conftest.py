@@ -42,4 +42,4 @@ def pytest_runtest_call(item):
 
 def pytest_terminal_summary(terminalreporter):
     for nodeid, (tried, valid) in _HYPOTHESIS_CASES.items():
-        terminalreporter.write_line(f"hypothesis: {nodeid.rsplit('::', 1)[-1]} tried {tried} cases ({valid} valid)")
+        terminalreporter.write_line(f"hypothesis: {nodeid.rsplit('::', 1)[-1]} tried {tried} cases ({valid} passed, the rest rejected as invalid)")

@@ -112,6 +112,21 @@ def test_generate_with_an_adapter_for_another_base_model(tmp_path, data_dir, for
     assert "size mismatch" in err and "Traceback" not in err
 
 
+def test_generate_with_a_peft_adapter_that_has_no_tokenizer(tmp_path, data_dir, tiny_model_dir):
+    # an adapter from elsewhere (`save_pretrained` of a PeftModel) carries no tokenizer: the base model's serves
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    adapter = tmp_path / "peft_only"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
+    out = tmp_path / "README.md"
+    assert main(["generate", str(_repo(tmp_path)), "--adapter", str(adapter), "--out", str(out), "--device", "cpu"]) == 0
+    assert out.read_text().startswith("# renamer\n\nRename files in bulk.")
+
+
 def test_load_model_names_an_adapter_for_another_base_model(foreign_adapter, tiny_model_dir):
     from moxi_pipeline.modeling import load_model
 
@@ -160,6 +175,25 @@ def test_evaluate_records_with_no_usable_record_names_the_reasons(tmp_path, data
     records = _records_file(tmp_path / "empty.jsonl", [{"repo": "o/a", "repo_url": "https://github.com/o/a", "readme": " "}])
     assert main(["evaluate", "--records", records, "--adapter", "none", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith(f"moxi: --records {records}: no usable record (1 skipped: line 1: ")
+
+
+def test_evaluate_without_a_base_model_says_how_to_get_one(tmp_path, data_dir, capsys):
+    records = _records_file(tmp_path / "small.jsonl", [_row("alpha")])
+    assert main(["evaluate", "--records", records, "--adapter", "none", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"moxi: no base model at {data_dir / 'models' / 'base_model'}: "
+                                       "run `make demo` or materialize base_model first\n")
+
+
+def test_evaluate_readmes_with_no_model_written_section_still_scores_them(tmp_path, data_dir, with_base_model, capsys):
+    # any records file is evaluated; only the eval loss needs About/Features/Usage sections to score
+    row = {**_row("alpha"), "readme": "# alpha\n\n## Installation\n\npip install alpha\n"}
+    records = _records_file(tmp_path / "small.jsonl", [row])
+    out = tmp_path / "out"
+    assert main(["evaluate", "--records", records, "--adapter", "none", "--out", str(out), "--device", "cpu"]) == 0
+    assert "moxi: no eval loss: sft_dataset is empty after filtering" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["systems"]["base"]["eval_loss"] is None and metrics["config"]["n_loss_samples"] == 0
+    assert metrics["systems"]["template"]["coverage"] == 1.0  # Installation, the one scored section, is there
 
 
 def test_evaluate_then_compare(tmp_path, data_dir, with_base_model, capsys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ from moxi_pipeline.collect import (
     MAX_KEY_FILE_CHARS, MAX_KEY_FILES, Skipped, collect_repos, detect_project_type, guess_language,
     rank_key_file_paths, read_key_files, scan_repository,
 )
-from moxi_pipeline.collect.local import MAX_README_BYTES, find_readme, walk_files
-from moxi_pipeline.collect.urls import normalize_repo_url, owner_and_name, repo_key
+from moxi_pipeline.collect.local import find_readme, walk_files
 from moxi_pipeline.records import KeyFile
 
 README = "# demo\n\nA demo project.\n"
@@ -271,94 +269,6 @@ def test_scan_repository_without_readme_still_describes_it(tmp_path):
         scan_repository(tmp_path / "tool" / "Cargo.toml")
 
 
-@pytest.mark.parametrize("origin", ["/srv/src/repo", "../repo", "file:///srv/src/repo", "/srv/src/repo/.git"])
-def test_local_clone_of_a_local_folder_is_named_by_its_own_folder(tmp_path, origin):
-    # Three clones of different projects, each cloned from a folder named `repo`, were all called `repo`.
-    for name in ("alpha", "beta"):
-        write(tmp_path / name, {"README.md": README, ".git/config": f'[remote "origin"]\n\turl = {origin}\n'})
-    result = collect_repos("local", str(tmp_path))
-    assert [(r.repo, r.owner, r.repo_url) for r in result.records] == [
-        ("alpha", "", (tmp_path / "alpha").as_uri()), ("beta", "", (tmp_path / "beta").as_uri())]
-
-
-def test_local_network_remote_off_repository_hosts_names_the_repository(tmp_path):
-    write(tmp_path / "checkout", {"README.md": README, ".git/config": '[remote "origin"]\n\turl = ssh://git@git.example.org/team/tool.git\n'})
-    (record,) = collect_repos("local", str(tmp_path / "checkout")).records
-    assert (record.repo, record.owner, record.repo_url) == ("tool", "", "https://git.example.org/team/tool")
-
-
-@pytest.fixture
-def secret(tmp_path) -> Path:
-    """A folder outside every repository of the test, holding what must never be read."""
-    outside = write(tmp_path / "outside", {"token.txt": "SECRET-TOKEN\n", "dir/Makefile": "SECRET-MAKE\n",
-                                           "gitdir/config": '[remote "origin"]\n\turl = https://github.com/leak/leak\n'})
-    return outside
-
-
-def test_symlinks_are_listed_as_links_and_never_read_outside(tmp_path, secret):
-    # A key file `Makefile -> /some/secret` came back with the secret's content, and a linked folder was listed.
-    repo = write(tmp_path / "repo", {"README.md": README, "main.py": "print(1)\n", "docs/guide.md": "guide\n"})
-    (repo / "Makefile").symlink_to(secret / "token.txt")
-    (repo / "setup.py").symlink_to(repo / "main.py")  # inside the repository, but a link all the same
-    (repo / "vendor").symlink_to(secret / "dir")
-    (repo / "everything").symlink_to("/")
-    snapshot = scan_repository(repo)
-    assert snapshot.file_tree == ("Makefile@", "README.md", "docs/guide.md", "everything@", "main.py", "setup.py@", "vendor@")
-    assert [k.path for k in snapshot.key_files] == ["main.py"]
-    assert "SECRET" not in json.dumps([k.to_dict() for k in snapshot.key_files])
-
-
-def test_readme_link_inside_is_read_and_outside_is_skipped(tmp_path, secret):
-    inside = write(tmp_path / "inside", {"docs/README.md": README})
-    (inside / "README.md").symlink_to("docs/README.md")
-    outside = write(tmp_path / "outside_link", {"main.py": ""})
-    (outside / "README.md").symlink_to(secret / "token.txt")
-    result = collect_repos("local", str(tmp_path / "inside"))
-    assert [r.readme for r in result.records] == [README]
-    result = collect_repos("local", str(outside))
-    assert result.records == []
-    assert [s.reason for s in result.skipped] == ["README not read: README.md resolves outside the repository"]
-
-
-def test_fifo_and_oversized_readme_are_skipped_without_blocking(tmp_path):
-    fifo_repo = write(tmp_path / "fifo", {"main.py": ""})
-    os.mkfifo(fifo_repo / "README.md")  # a read would wait forever for a writer
-    os.mkfifo(fifo_repo / "setup.py")
-    big = write(tmp_path / "big", {"main.py": ""})
-    with open(big / "README.md", "wb") as handle:
-        handle.truncate(MAX_README_BYTES + 1)
-    result = collect_repos("local", str(tmp_path))
-    assert [(Path(s.item).name, s.reason) for s in result.skipped] == [
-        ("big", f"README.md is over {MAX_README_BYTES} bytes"), ("fifo", "README not read: README.md is a FIFO")]
-
-
-def test_git_metadata_outside_the_repository_is_not_followed(tmp_path, secret):
-    linked = write(tmp_path / "linked", {"README.md": README})
-    (linked / ".git").symlink_to(secret / "gitdir")
-    worktree = write(tmp_path / "worktree", {"README.md": README, ".git": f"gitdir: {secret / 'gitdir'}\n"})
-    inside = write(tmp_path / "inside", {"README.md": README, ".git": "gitdir: .realgit\n",
-                                         ".realgit/config": '[remote "origin"]\n\turl = git@github.com:o/inside.git\n'})
-    names = [(r.repo, r.repo_url.split("/")[2] or "file") for r in collect_repos("local", str(tmp_path)).records]
-    assert names == [("inside", "github.com"), ("linked", "file"), ("worktree", "file")]
-
-
-def test_linked_repository_in_a_folder_of_them_is_skipped(tmp_path, secret):
-    write(tmp_path / "repos" / "real", {"README.md": README})
-    write(secret / "project", {"README.md": "SECRET README\n"})
-    (tmp_path / "repos" / "elsewhere").symlink_to(secret / "project")
-    result = collect_repos("local", str(tmp_path / "repos"))
-    assert [r.repo for r in result.records] == ["real"]
-    assert [(Path(s.item).name, s.reason) for s in result.skipped] == [
-        ("elsewhere", "a symbolic link to a folder; links are not followed")]
-
-
-def test_non_utf8_names_are_listed_with_replacement_characters(tmp_path):
-    repo = write(tmp_path / "repo", {"README.md": README})
-    (Path(os.fsdecode(os.path.join(os.fsencode(repo), b"caf\xe9.py")))).write_text("x = 1\n")
-    (record,) = collect_repos("local", str(repo)).records
-    assert record.file_tree == ("README.md", "caf\ufffd.py")
-
-
 # --- key files ----------------------------------------------------------------------------------
 
 
@@ -508,41 +418,6 @@ def test_detect_project_type(tree, key_files, language, expected):
 )
 def test_guess_language_majority_then_alphabetical(tree, expected):
     assert guess_language(tree) == expected
-
-
-@pytest.mark.parametrize(
-    "url, normalized, owner_name",
-    [
-        ("git@github.com:octo/demo.git", "https://github.com/octo/demo", ("octo", "demo")),
-        ("https://tok:x@github.com/octo/demo/", "https://github.com/octo/demo", ("octo", "demo")),
-        ("https://github.com/octo/demo/tree/main/docs", "https://github.com/octo/demo", ("octo", "demo")),
-        ("ssh://git@gitlab.com/g/p.git", "https://gitlab.com/g/p", ("g", "p")),
-        ("https://git.example.org/team/tool.git", "https://git.example.org/team/tool", ("", "tool")),
-    ],
-)
-def test_normalize_repo_url(url, normalized, owner_name):
-    assert normalize_repo_url(url) == normalized
-    assert owner_and_name(url) == owner_name
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://github.com/Octo/Demo", "http://github.com/octo/demo/", "https://www.github.com/octo/demo",
-        "git@github.com:OCTO/DEMO.git", "https://github.com/octo/demo.GIT", "github.com/octo/demo",
-        " https://GitHub.com/octo/demo#readme ", "git+https://github.com/octo/demo", "git://github.com/Octo/demo.git",
-    ],
-)
-def test_every_spelling_of_one_repository_shares_one_key(url):
-    # Rule: GitHub-like hosts ignore the case of owner/name, so the key that dedupes records does too;
-    # the URL itself keeps the case it was given (it is shown and titles the README).
-    assert repo_key(url) == "https://github.com/octo/demo"
-    assert normalize_repo_url(url).lower() == "https://github.com/octo/demo"
-
-
-def test_key_keeps_case_off_repository_hosts():
-    assert repo_key("https://git.example.org/Team/Tool.git") == "https://git.example.org/Team/Tool"
-    assert repo_key("file:///src/Repo") == "file:///src/Repo"
 
 
 def test_skipped_is_a_plain_value():

@@ -191,9 +191,6 @@ Run `renamer --help` to see the options:
 
 ```bash
 renamer --help
-```
-
-```bash
 renamer
 ```
 

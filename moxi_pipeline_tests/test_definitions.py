@@ -14,7 +14,7 @@ import pytest
 from moxi_pipeline.records import Artifact, ReadmeChunk, RepoRecord, SampleInput, SftSample
 
 PACKAGE = Path(__file__).resolve().parent.parent / "moxi_pipeline"
-ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report"}
+ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report", "run_comparison"}
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -54,6 +54,8 @@ def test_asset_keys_are_the_contract():
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys} for key in graph.get_all_asset_keys()}
     assert parents["lora_adapter"] == {"base_model", "sft_dataset"}
     assert parents["eval_report"] == {"base_model", "lora_adapter", "sft_dataset", "raw_readmes"}
+    assert parents["run_comparison"] == {"eval_report"}
+    assert [key.name for check in defs.asset_checks for key in check.check_keys] == ["adapter_beats_base_and_template"]
 
 
 def _write_corpus(path: Path, n_repos: int = 6) -> Path:
@@ -87,10 +89,10 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
         "base_model": {"config": {"source": str(tiny_model_dir)}},
         "sft_dataset": {"config": {"test_fraction": 0.34}},
         "lora_adapter": {"config": {"profile": "demo", "max_steps": 2, "max_length": 512, "device": "cpu"}},
-        "eval_report": {"config": {"max_repos": 2, "max_new_tokens": 8, "device": "cpu"}},
+        "eval_report": {"config": {"max_repos": 2, "device": "cpu"}},
     }}
     result = dg.materialize(
-        [*dg.load_assets_from_modules([data_assets, model_assets]), model_assets.adapter_beats_base_rouge_l],
+        [*dg.load_assets_from_modules([data_assets, model_assets]), model_assets.adapter_beats_base_and_template],
         resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir)},
         run_config=run_config,
     )
@@ -101,11 +103,15 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
     adapter_dir = tmp_path / "data" / "models" / "lora_adapter" / latest
     assert (adapter_dir / "adapter_model.safetensors").is_file()
     assert (tmp_path / "data" / "sft" / "training_dataset.json").is_file()
-    assert (tmp_path / "data" / "eval" / "eval_report.md").is_file()
+    run_dir = tmp_path / "data" / "eval" / "runs" / (tmp_path / "data" / "models" / "lora_adapter" / "LATEST").read_text().strip()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["generations.jsonl", "metrics.json", "metrics.png", "report.md"]
+    assert (tmp_path / "data" / "eval" / "comparison.md").is_file()
     eval_meta = result.asset_materializations_for_node("eval_report")[0].metadata
-    assert {"base_rougeL", "fine_tuned_rougeL"} <= set(eval_meta)
+    assert {"template_rougeL", "base_rougeL", "fine_tuned_rougeL", "fine_tuned_hallucinated_path_rate"} <= set(eval_meta)
+    assert result.asset_materializations_for_node("run_comparison")[0].metadata["runs"].value == 1
     [check] = result.get_asset_check_evaluations()
-    assert check.check_name == "adapter_beats_base_rouge_l"
+    assert check.check_name == "adapter_beats_base_and_template"
+    assert check.severity == dg.AssetCheckSeverity.WARN
 
 
 @pytest.mark.parametrize(
@@ -158,7 +164,7 @@ def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
     chunk = ReadmeChunk(repo_url="u/a", repo="a", chunk_index=0, section_title="a", content="# a\n\nhi", file_tree=("a.py",))
     with pytest.raises(ValueError, match="sft_dataset is empty after filtering"):
         sft_dataset(
-            context=dg.build_asset_context(), config=SftDatasetConfig(max_readme_chars=5),
+            context=dg.build_asset_context(), config=SftDatasetConfig(),
             artifacts=LocalArtifactStore(data_dir=str(tmp_path)), raw_readmes=[record], readme_chunks=[chunk],
         )
 
@@ -256,3 +262,25 @@ def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, mon
     metadata = context.get_output_metadata("result")
     assert (metadata["skipped"], metadata["skipped_share"]) == (1, 0.3333)
     assert metadata["skipped_items"].value.endswith("| u/train chunk 0 | 12 chars < min_content_chars=40 |")
+
+
+@pytest.mark.parametrize(
+    "tuned, base, floor, path_rate, passed",
+    [
+        (0.20, 0.10, 0.15, 0.00, True),
+        (0.20, 0.10, 0.15, 0.05, True),  # at the threshold
+        (0.20, 0.10, 0.15, 0.06, False),  # over 5% of mentioned paths are not in the repository
+        (0.12, 0.10, 0.15, 0.00, False),  # beats the base model, not the template floor
+        (0.12, 0.15, 0.10, 0.00, False),  # beats the floor, not the base model
+        (0.15, 0.15, 0.10, 0.00, False),  # a tie is not a win
+        (0.20, None, 0.15, 0.00, False),  # the base model was not scored: nothing shows the adapter helps
+    ],
+)
+def test_adapter_check_needs_both_baselines_beaten_and_few_invented_paths(tuned, base, floor, path_rate, passed):
+    from moxi_pipeline.defs.model_assets import adapter_beats_base_and_template
+
+    metadata = {"fine_tuned_rougeL": tuned, "base_rougeL": base, "template_rougeL": floor,
+                "fine_tuned_hallucinated_path_rate": path_rate}
+    result = adapter_beats_base_and_template(
+        Artifact(name="eval_report", path="x", metadata={k: v for k, v in metadata.items() if v is not None}))
+    assert (result.passed, result.severity) == (passed, dg.AssetCheckSeverity.WARN)

@@ -330,6 +330,7 @@ def test_license_file_with_an_extension_is_read():
         ("composer.json", '{\n    "name": "octo/cutphp",\n    "license": "MIT",\n    "require": {\n        "php": ">=8', "octo/cutphp",
          None, "MIT"),
     ],
+    ids=["pyproject", "Cargo", "package.json 2 spaces", "package.json 4 spaces", "package.json tab", "composer 4 spaces"],
 )
 def test_truncated_manifests_still_give_the_name(path, text, name, description, license):
     language = {"pyproject.toml": "Python", "Cargo.toml": "Rust", "package.json": "JavaScript", "composer.json": "PHP"}[path]

@@ -6,18 +6,17 @@ import sys
 import pytest
 
 from moxi_pipeline.instructions import (
-    README_SECTIONS,
     SECTION_KINDS,
     VARIANTS,
     InstructionGenerator,
     TemplateInstructions,
     pick_variant,
     project_phrase,
-    readme_instruction,
     section_instruction,
     section_kind,
 )
-from moxi_pipeline.records import ReadmeChunk
+from moxi_pipeline.outline import about_opening
+from moxi_pipeline.records import ReadmeChunk, RepoFacts
 
 
 def make_chunk(content: str, title: str = "", index: int = 0, project_type: str = "python_package") -> ReadmeChunk:
@@ -41,25 +40,6 @@ def test_section_kind(title, kind):
     assert kind in SECTION_KINDS
 
 
-def test_readme_instruction_names_sections_in_order():
-    assert readme_instruction("foo", "python_package") == (
-        "Write the README.md for `foo`, a Python package. Start with `# foo` and a one-paragraph summary of what "
-        "it does, then sections `## Installation`, `## Usage`, `## Contributing`, `## License`. Base it on the "
-        "key files and file tree above; mention only files that exist."
-    )
-    text = readme_instruction("bar", "rust_crate")
-    positions = [text.index(f"## {name}`") for name in README_SECTIONS]
-    assert positions == sorted(positions)
-
-
-def test_readme_instruction_is_stable_across_processes():
-    # str hash() is salted per process; the inference-time instruction must not be.
-    code = "from moxi_pipeline.instructions import readme_instruction as r; print(r('foo', 'python_cli'))"
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-               for _ in range(2)}
-    assert outputs == {readme_instruction("foo", "python_cli") + "\n"}
-
-
 @pytest.mark.parametrize(
     "project_type, phrase",
     [("python_cli", "Python command-line tool"), ("web_application", "web application"),
@@ -68,7 +48,8 @@ def test_readme_instruction_is_stable_across_processes():
 )
 def test_project_phrase(project_type, phrase):
     assert project_phrase(project_type) == phrase
-    assert f"a {phrase}." in readme_instruction("foo", project_type)
+    # the template's About sentence when the manifest gives no description
+    assert about_opening(RepoFacts(name="foo"), project_type) == f"foo is a {phrase}."
 
 
 def test_section_instruction_varies_by_kind_and_project_type():
@@ -89,6 +70,14 @@ def test_section_instruction_variants_differ_and_wrap():
 def test_section_instruction_rejects_negative_variant():
     with pytest.raises(ValueError, match="variant must be >= 0, got -1"):
         section_instruction("Usage", "foo", "python_cli", -1)
+
+
+def test_pick_variant_is_stable_across_processes():
+    # str hash() is salted per process; the dataset must not be
+    code = "from moxi_pipeline.instructions import pick_variant as p; print([p('https://example.com/o/foo', i) for i in range(20)])"
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    assert outputs == {str([pick_variant("https://example.com/o/foo", i) for i in range(20)]) + "\n"}
 
 
 def test_pick_variant_is_deterministic_and_spread():

@@ -92,8 +92,7 @@ def sft_dataset(
     )
     messages: list[str] = []  # build_sft_dataset reports each lossy skip as "skipped <item>: <reason>"
     samples = build_sft_dataset(raw_readmes, readme_chunks, TemplateInstructions(), dataset_config, progress=messages.append)
-    skipped = [Skipped(*message.removeprefix("skipped ").partition(": ")[::2])
-               for message in messages if message.startswith("skipped ")]
+    skipped = [_skipped_from(message) for message in messages if message.startswith("skipped ")]
     for message in messages:
         (context.log.debug if message.startswith("skipped ") else context.log.info)(message)
     fail_past_skip_share("sft_dataset", skipped, len(samples), config.max_skipped_share)
@@ -110,3 +109,9 @@ def sft_dataset(
         }
     )
     return samples
+
+
+def _skipped_from(message: str) -> Skipped:
+    """`skipped u/r chunk 3: 12 chars < min_content_chars=40` -> Skipped("u/r chunk 3", "12 chars < ...")."""
+    item, _, reason = message.removeprefix("skipped ").partition(": ")
+    return Skipped(item, reason)
