@@ -41,6 +41,8 @@ COMMAND_WORDS = {
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
+# what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
+_BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
 
 
 def file_mentions(text: str) -> set[str]:
@@ -70,7 +72,7 @@ def known_paths(file_tree) -> set[str]:
     """Every contiguous run of path components: "a/b/c.py" -> a, a/b, b, a/b/c.py, b/c.py, c.py ..."""
     known: set[str] = set()
     for path in file_tree:
-        parts = path.strip("/").split("/")
+        parts = path.removesuffix("@").strip("/").split("/")  # `name@` is a symlink: a real path all the same
         known.update("/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
     return known
 
@@ -274,9 +276,10 @@ def tidy(text: str) -> str:
         kept: list[str] = []
         for index, line in enumerate(lines):
             following = next((l for l in lines[index + 1 :] if l.strip()), "")
-            introduces_nothing = line.rstrip().endswith(":") and (not following or _level(following) < 7)
+            introduces_nothing = line.rstrip().endswith(":") and not _BLOCK_START.match(following)
             empty_section = index > 0 and _level(line) < 7 and (not following or _level(following) <= _level(line))
-            if not (introduces_nothing or empty_section or re.fullmatch(r"\s*([-*+]|\d+[.)])\s*", line)):
+            markup_only = _LIST_ITEM.match(line) and not re.search(r"[^\W_]", _LIST_ITEM.sub("", line))
+            if not (introduces_nothing or empty_section or markup_only or re.fullmatch(r"\s*([-*+]|\d+[.)])\s*", line)):
                 kept.append(line)
         if kept == lines:
             return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))

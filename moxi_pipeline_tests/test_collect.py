@@ -285,6 +285,20 @@ def test_key_file_order_manifests_first_then_shallow_entry_points():
     ]
 
 
+@pytest.mark.parametrize("tree, project, expected", [
+    # a Python project with no manifest: its code in server/ and client/ is what the model should see
+    (("README.md", "server/game_server.py", "client/ui.py", "client/net.py", "tests/test_net.py"), None,
+     ["client/net.py", "client/ui.py", "server/game_server.py"]),
+    # a test fixture's package.json is not the project's manifest, at any depth
+    (("test/fixtures/package.json", "fixtures/package.json", "lib/index.js", "index.js"), None,
+     ["index.js", "lib/index.js"]),
+    # a file named after the project comes before other code; conftest and *_test.go never
+    (("util.go", "sniff.go", "sniff_test.go", "conftest.py", "vendor/x/y.go"), "sniff", ["sniff.go", "util.go"]),
+])
+def test_key_files_rank_representative_code(tree, project, expected):
+    assert rank_key_file_paths(tree, project) == expected
+
+
 def test_key_files_are_capped_in_count_and_size_and_skip_binary(tmp_path):
     files = {
         "README.md": README, "LICENSE": "MIT", "setup.py": "s" * (MAX_KEY_FILE_CHARS + 50),

@@ -88,7 +88,8 @@ def _skipped(path: str) -> bool:
     """Under a test, fixture, docs, example, vendored or build folder, at any depth, or a test file."""
     parts = path.split("/")
     name = parts[-1]
-    return any(part.lower() in NOT_CODE_DIRS for part in parts[:-1]) or bool(_TEST_NAME.search(name))
+    folders = [part.lower() for part in parts[:-1]]
+    return any(f in NOT_CODE_DIRS or f.endswith(("_tests", "_test")) for f in folders) or bool(_TEST_NAME.search(name))
 
 
 def _rank(path: str, project: str | None = None) -> tuple[int, int, int, str] | None:
@@ -153,7 +154,7 @@ def read_key_files(
     a FIFO or a device is passed over like a binary file.
     """
     chosen: list[KeyFile] = []
-    for rel_path in rank_key_file_paths(file_tree):
+    for rel_path in rank_key_file_paths(file_tree, project=root.name):
         if len(chosen) >= max_files:
             break
         text = read_text_head(root, rel_path, max_chars)

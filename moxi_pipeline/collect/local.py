@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pathspec
 
-from moxi_pipeline.collect.key_files import read_key_files
+from moxi_pipeline.collect.key_files import read_key_files, read_text_head
 from moxi_pipeline.collect.project_type import detect_project_type, guess_language
 from moxi_pipeline.collect.result import Skipped
 from moxi_pipeline.collect.safe_fs import RefusedRead, is_inside, read_head
@@ -50,6 +50,7 @@ SKIPPED_DIRS = {
 README_NAMES = ("readme.md", "readme.rst", "readme.txt", "readme")
 # A README is the training target; one bigger than this is a generated API dump, not prose.
 MAX_README_BYTES = 1_000_000
+MAX_LICENSE_CHARS = 40_000  # the longest common license (GPL-3.0) is ~35k characters
 MAX_GITIGNORE_BYTES = 256_000  # a .gitignore is a few KB; anything bigger is not one to honour in full
 MAX_GIT_CONFIG_BYTES = 64_000
 LINK_MARKER = "@"  # `docs@` in a file tree is a symlink, as `ls -F` shows one
@@ -68,6 +69,7 @@ class RepoSnapshot:
     key_files: tuple[KeyFile, ...]
     language: str | None
     project_type: str
+    license: str | None = None  # SPDX id of the root LICENSE file's text, when identify recognises it
 
     def sample_input(self) -> SampleInput:
         """The model's input for this repository: what `moxi generate` feeds the prompt."""
@@ -204,8 +206,17 @@ def scan_repository(path: str | Path) -> RepoSnapshot:
     return RepoSnapshot(
         root=root, repo_url=repo_url, owner=owner, repo=name or root.name, readme_path=find_readme(file_tree),
         file_tree=file_tree, key_files=key_files, language=language,
-        project_type=detect_project_type(file_tree, key_files, language),
+        project_type=detect_project_type(file_tree, key_files, language), license=detect_license(root, file_tree),
     )
+
+
+def detect_license(root: Path, file_tree: tuple[str, ...]) -> str | None:
+    """The SPDX id of the root LICENSE/COPYING file, read safely (capped, never through a link)."""
+    from moxi_pipeline.facts.tree import license_file, spdx_from_text
+
+    path = license_file(file_tree)
+    text = read_text_head(root, path, MAX_LICENSE_CHARS) if path else None
+    return spdx_from_text(text) if text else None
 
 
 def find_repositories(path: str | Path) -> list[Path]:
@@ -232,5 +243,5 @@ def record_from_repository(path: Path) -> RepoRecord | Skipped:
     return RepoRecord(
         repo_url=snapshot.repo_url, owner=snapshot.owner, repo=snapshot.repo, readme=readme,
         file_tree=snapshot.file_tree, key_files=snapshot.key_files, language=snapshot.language,
-        project_type=snapshot.project_type, source="local",
+        project_type=snapshot.project_type, source="local", license=snapshot.license,
     )
