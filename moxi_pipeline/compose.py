@@ -86,8 +86,10 @@ def _run_jobs(model, tokenizer, jobs: list[_Job], decoding: DecodingConfig, prog
         budget = max(SECTION_TOKENS[job.section] for job in batch)
         step = replace(decoding, max_new_tokens=min(budget, decoding.max_new_tokens))
         for job, new_ids in zip(batch, generate_ids(model, tokenizer, [job.prompt_ids for job in batch], step)):
-            new_ids = new_ids[: min(SECTION_TOKENS[job.section], decoding.max_new_tokens)]
-            text = clean_section(job.prefix + tokenizer.decode(new_ids, skip_special_tokens=True), job.prefix)
+            limit = min(SECTION_TOKENS[job.section], decoding.max_new_tokens)
+            new_ids = new_ids[:limit]
+            text = clean_section(job.prefix + tokenizer.decode(new_ids, skip_special_tokens=True), job.prefix,
+                                 cut_by_budget=len(new_ids) >= limit)
             out[(job.repo_index, job.section)] = (text, len(new_ids))
         if progress is not None:
             progress(", ".join(sorted({job.section for job in batch})), min(start + len(batch), len(ordered)), len(ordered))

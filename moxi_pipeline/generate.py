@@ -116,8 +116,10 @@ def _strip_padding(ids: list[int], pad_id: int) -> list[int]:
     return ids[:end]
 
 
-def clean_section(text: str, prefix: str) -> str:
-    """One section: the forced prefix and what follows, up to the next heading, cleaned like a README."""
+def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
+    """One section: the forced prefix and what follows, up to the next heading, cleaned like a README.
+    `cut_by_budget`: generation ran out of tokens, so its last sentence is unfinished and goes; a
+    section that ended by itself keeps its last line (a list item needs no full stop)."""
     lines = text.split("\n")
     start = prefix.count("\n") + 1
     for index in range(start, len(lines)):
@@ -129,7 +131,8 @@ def clean_section(text: str, prefix: str) -> str:
     lines = _drop_gibberish(lines)
     lines = _cut_at_loop(lines)
     lines = _close_fence(lines)
-    lines = _trim_unfinished(lines, start - 1)  # the prefix's own lines; the model writes from line start - 1 on
+    if cut_by_budget:
+        lines = _trim_unfinished(lines, start - 1)  # the prefix's own lines; the model writes from line start - 1 on
     lines = _drop_dangling_headings(lines)
     return "\n".join(lines).rstrip()
 

@@ -66,7 +66,7 @@ def test_batched_sections_equal_one_prompt_at_a_time(repos, tiny_fp32, monkeypat
     model, tokenizer = tiny_fp32
     # clean_section would reduce the random model's text to nothing at all and make the texts trivially
     # equal; without it the README carries every generated token
-    monkeypatch.setattr("moxi_pipeline.compose.clean_section", lambda text, prefix: text)
+    monkeypatch.setattr("moxi_pipeline.compose.clean_section", lambda text, prefix, cut_by_budget=True: text)
     # 6 section prompts of different lengths, so the batch is left-padded; sorted by budget, the first
     # batch of 4 holds both About prompts (96 tokens) and two 128-token ones (capped here at 112)
     one = write_readmes(model, tokenizer, repos, DecodingConfig(max_new_tokens=112, batch_size=1))
