@@ -26,7 +26,7 @@ from moxi_pipeline.prompts import to_prompt_completion
 from moxi_pipeline.records import RepoRecord, SftSample
 
 SYSTEMS = ("template", "base", "fine_tuned")
-MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "coverage", "length_ratio")
+MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rouge2_full", "coverage", "length_ratio")
 # two-sided 95% Student's t quantiles by degrees of freedom; 1.96 beyond the table
 _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
         15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}

@@ -28,13 +28,14 @@ _SYMBOL_RUN = re.compile(r"([^\w\s])\1{19,}|^[^\w\s]{40,}$", re.MULTILINE)
 
 
 def rouge_scores(prediction: str, reference: str) -> dict[str, float]:
+    """ROUGE-1/2/L F1 against the reference's first REFERENCE_CHARS characters, and `*_full` against all of it."""
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL", "rouge1", "rouge2"], use_stemmer=True)
     head = scorer.score(reference[:REFERENCE_CHARS], prediction)
-    whole = scorer.score(reference, prediction)["rougeL"].fmeasure if len(reference) > REFERENCE_CHARS else head["rougeL"].fmeasure
-    return {"rougeL": head["rougeL"].fmeasure, "rouge1": head["rouge1"].fmeasure, "rouge2": head["rouge2"].fmeasure,
-            "rougeL_full": whole}
+    whole = scorer.score(reference, prediction) if len(reference) > REFERENCE_CHARS else head
+    return {**{name: head[name].fmeasure for name in ("rougeL", "rouge1", "rouge2")},
+            **{f"{name}_full": whole[name].fmeasure for name in ("rougeL", "rouge1", "rouge2")}}
 
 
 def section_kinds(text: str) -> set[str]:

@@ -18,7 +18,7 @@ from moxi_pipeline.metrics import REFERENCE_CHARS
 
 SCORE_BARS = ("rougeL", "rouge1", "rouge2", "coverage")
 TRUST_BARS = ("hallucinated_path_rate", "invented_url_rate", "install_ok", "title_ok")
-TABLE = ("rougeL", "rougeL_full", "rouge1", "rouge2", "coverage", "length_ratio", "hallucinated_path_rate",
+TABLE = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rouge2_full", "coverage", "length_ratio", "hallucinated_path_rate",
          "invented_url_rate", "install_ok", "title_ok", "degenerate", "eval_loss", "perplexity", "tokens_per_s")
 
 
@@ -103,7 +103,7 @@ def render_report(report: EvalReport, plot_name: str) -> str:
               f"- decoding: greedy={decoding['temperature'] == 0}, batch {decoding['batch_size']}, "
               f"repetition_penalty={decoding['repetition_penalty']}, no_repeat_ngram_size={decoding['no_repeat_ngram_size']}",
               f"- ROUGE (rouge-score, stemmed, F1) against the real README's first {REFERENCE_CHARS} characters; "
-              "rougeL_full against all of it",
+              "`*_full` against all of it",
               "- coverage: share of the real README's installation/usage/license/contributing sections the output has",
               f"- eval loss: {report.config['n_loss_samples']} section samples, round-robin across repositories", ""]
     return "\n".join(lines)

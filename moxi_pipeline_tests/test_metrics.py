@@ -23,9 +23,10 @@ from moxi_pipeline_tests.test_grounding import EVIDENCE, FACTS
 
 
 def test_rouge_of_identical_and_disjoint_texts():
-    same = {"rougeL": 1.0, "rouge1": 1.0, "rouge2": 1.0, "rougeL_full": 1.0}
+    same = {"rougeL": 1.0, "rouge1": 1.0, "rouge2": 1.0, "rougeL_full": 1.0, "rouge1_full": 1.0, "rouge2_full": 1.0}
     assert rouge_scores("install the tiny parser", "install the tiny parser") == same
-    assert rouge_scores("alpha beta", "gamma delta") == {"rougeL": 0.0, "rouge1": 0.0, "rouge2": 0.0, "rougeL_full": 0.0}
+    assert rouge_scores("alpha beta", "gamma delta") == {"rougeL": 0.0, "rouge1": 0.0, "rouge2": 0.0, "rougeL_full": 0.0,
+                                                         "rouge1_full": 0.0, "rouge2_full": 0.0}
 
 
 def test_rouge_stems_words():
@@ -36,12 +37,14 @@ def test_rouge_is_scored_against_the_first_4000_characters_and_rouge_l_full_agai
     assert REFERENCE_CHARS == 4000
     # "alpha beta " is 11 characters; the other 3,989 hold 1,995 "z" tokens, so against the head
     # P = 2/2, R = 2/1997, F1 = 2PR/(P+R) = 4/1999; bigrams: 1 of 1 against 1 of 1996 -> 2/1997.
-    # The whole reference has 3,002 tokens: rougeL_full = 4/3004.
+    # The whole reference has 3,002 tokens: rougeL_full = rouge1_full = 4/3004; bigrams 1 of 3,001 -> 2/3002.
     scores = rouge_scores("alpha beta", "alpha beta " + "z " * 3000)
-    assert scores == pytest.approx({"rougeL": 4 / 1999, "rouge1": 4 / 1999, "rouge2": 2 / 1997, "rougeL_full": 4 / 3004})
-    # words past the cut count only in rougeL_full: LCS 2 of 2 and of 2,002 -> 4/2004
+    assert scores == pytest.approx({"rougeL": 4 / 1999, "rouge1": 4 / 1999, "rouge2": 2 / 1997, "rougeL_full": 4 / 3004,
+                                    "rouge1_full": 4 / 3004, "rouge2_full": 2 / 3002})
+    # words past the cut count only in the *_full scores: 2 of 2 and of 2,002 -> 4/2004; bigrams -> 2/2002
     assert rouge_scores("alpha beta", "z " * 2000 + "alpha beta") == pytest.approx(
-        {"rougeL": 0.0, "rouge1": 0.0, "rouge2": 0.0, "rougeL_full": 4 / 2004})
+        {"rougeL": 0.0, "rouge1": 0.0, "rouge2": 0.0, "rougeL_full": 4 / 2004, "rouge1_full": 4 / 2004,
+         "rouge2_full": 2 / 2002})
 
 
 REFERENCE = "# fetcher\n\nFetch URLs.\n\n## Installation\n\npip install fetcher\n\n## Usage\n\nRun it.\n\n## License\n\nMIT\n"
@@ -188,7 +191,8 @@ def test_score_readme_counts_every_trust_metric():
 
 
 def _row(**metrics) -> dict:
-    base = {"rougeL": 0.1, "rouge1": 0.2, "rouge2": 0.0, "rougeL_full": 0.1, "coverage": None, "length_ratio": 1.0,
+    base = {"rougeL": 0.1, "rouge1": 0.2, "rouge2": 0.0, "rougeL_full": 0.1, "rouge1_full": 0.2, "rouge2_full": 0.0,
+            "coverage": None, "length_ratio": 1.0,
             "paths": 0, "unknown_paths": 0, "urls": 0, "invented_urls": 0, "install_ok": None, "title_ok": True,
             "degenerate": False, "removed": 0}
     return {**base, **metrics}
