@@ -139,7 +139,9 @@ def aggregate(rows: list[dict], eval_loss: float | None, seconds: float, new_tok
     """One system's summary: means with CIs, pooled trust rates, shares, loss, perplexity, speed."""
     summary: dict = {}
     for name in MEAN_METRICS:
-        summary[name], summary[f"{name}_ci"] = mean_ci(row[name] for row in rows)
+        mean, ci = mean_ci(row[name] for row in rows)
+        top = float("inf") if name == "length_ratio" else 1.0  # a score or share cannot leave [0, 1]
+        summary[name], summary[f"{name}_ci"] = mean, ci and [max(0.0, ci[0]), min(top, ci[1])]
     paths, urls = sum(r["paths"] for r in rows), sum(r["urls"] for r in rows)
     summary["hallucinated_path_rate"] = sum(r["unknown_paths"] for r in rows) / paths if paths else 0.0
     summary["invented_url_rate"] = sum(r["invented_urls"] for r in rows) / urls if urls else 0.0

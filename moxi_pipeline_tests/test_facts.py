@@ -373,3 +373,21 @@ def test_facts_of_a_scanned_folder(tmp_path):
         install=("pip install renamer",), commands=("renamer",), license="MIT", license_file="LICENSE",
         python_packages=("renamer",),
     )
+
+
+METADATA = """Metadata-Version: 2.4
+Name: fetcher
+Version: 1.0
+Summary: Fetch URLs.
+License-Expression: MIT
+Requires-Python: >=3.9
+Requires-Dist: requests>=2
+Requires-Dist: pytest; extra == "test"
+"""
+
+
+def test_an_installed_distributions_metadata_is_its_manifest():
+    # the `installed` source's key file: the built pyproject, so the demo's packages get an install command
+    facts = repo_facts(record("fetcher", {"fetcher-1.0.dist-info/METADATA": METADATA}, language="Python"))
+    assert (facts.package, facts.description, facts.license, facts.requires, facts.install, facts.dependencies) == (
+        "fetcher", "Fetch URLs.", "MIT", "Python >=3.9", ("pip install fetcher",), ("requests",))

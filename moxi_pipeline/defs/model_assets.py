@@ -81,7 +81,7 @@ def lora_adapter(
 
 
 class EvalReportConfig(dg.Config):
-    max_repos: int = Field(default=4, description="held-out repositories to write READMEs for (~10 s each per model on 2 cores)")
+    max_repos: int = Field(default=6, description="held-out repositories to write READMEs for (~5 s each per model on 2 cores)")
     device: str = Field(default="auto", description="auto | cpu | cuda")
 
 

@@ -118,6 +118,21 @@ def parse_setup_py(path: str, text: str) -> Manifest:
     )
 
 
+def parse_metadata(path: str, text: str) -> Manifest:
+    """An installed distribution's `*.dist-info/METADATA`: the built form of its pyproject.toml."""
+    from email.parser import HeaderParser
+
+    headers = HeaderParser().parsestr(text)
+    requires = [spec for spec in headers.get_all("Requires-Dist") or [] if "extra ==" not in spec]
+    python = _str(headers.get("Requires-Python"))
+    license_field = _str(headers.get("License-Expression")) or _str(headers.get("License"))
+    return Manifest(
+        "python", path, name=_str(headers.get("Name")), description=_str(headers.get("Summary")),
+        license=license_field if license_field and "\n" not in license_field else None,
+        dependencies=_names(requires), requires=f"Python {python}" if python else None,
+    )
+
+
 def parse_requirements(path: str, text: str) -> Manifest:
     lines = [line.split("#")[0].strip() for line in text.splitlines()]
     return Manifest("python", path, dependencies=_names(line for line in lines if line and not line.startswith("-")))
@@ -237,6 +252,7 @@ PARSERS = (
     ("composer.json", parse_composer), ("*.gemspec", parse_gemspec), ("pom.xml", parse_pom),
     ("build.gradle", parse_gradle), ("build.gradle.kts", parse_gradle), ("*.csproj", parse_csproj),
     ("pubspec.yaml", parse_pubspec), ("requirements.txt", parse_requirements), ("Gemfile", parse_gemfile),
+    ("METADATA", parse_metadata),
 )
 
 
