@@ -134,10 +134,5 @@ def write_readmes(
     return written
 
 
-def section_training_prefix(section: str, repo, facts: RepoFacts) -> str:
-    """The prefix training samples open with: the same forced start as inference, minus the about sentence."""
-    return section_prefix(section, facts) if section != "about" else f"# {facts.name}\n\n"
-
-
 __all__ = ["MODEL_SECTIONS", "SECTION_TOKENS", "Written", "assemble", "section_input", "section_messages",
-           "section_training_prefix", "write_readmes"]
+           "write_readmes"]

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from moxi_pipeline.chunk import normalize_readme
-from moxi_pipeline.compose import section_input, section_training_prefix
+from moxi_pipeline.compose import section_input
 from moxi_pipeline.facts import repo_facts
 from moxi_pipeline.grounding import Evidence, ground_readme
 from moxi_pipeline.instructions import _H1_START, InstructionGenerator, section_kind
-from moxi_pipeline.prompts import section_instruction
+from moxi_pipeline.prompts import section_instruction, section_prefix
 from moxi_pipeline.records import SPLITS, ReadmeChunk, RepoRecord, SampleInput, SftSample
 
 TRAIN_JSON = "training_dataset.json"  # the seed's data/sft/training_dataset.json
@@ -104,7 +104,7 @@ def chunk_section(chunk: ReadmeChunk) -> str | None:
     return "usage" if title and section_kind(title) == "usage" else None
 
 
-def _section_body(content: str, section: str) -> str:
+def _section_body(content: str) -> str:
     """The chunk minus what the forced prefix already says (its heading or title) and minus page
     furniture a model cannot ground (HTML, badges and images). The body stops at its next heading, as
     generation does (`stop_at_heading`): a chunk that swallowed a short `## License` teaches nothing past it."""
@@ -137,11 +137,11 @@ def _truncate(text: str, max_chars: int) -> str:
 def section_sample(record: RepoRecord, chunk: ReadmeChunk, section: str, facts, evidence, split: str,
                    max_chars: int) -> SftSample | None:
     """The training twin of one generated section: same prompt, same forced start, a grounded answer."""
-    body, _ = ground_readme(_section_body(chunk.content, section), evidence)
+    body, _ = ground_readme(_section_body(chunk.content), evidence)
     body = _truncate(body.strip(), max_chars)
     if not body:
         return None
-    prefix = section_training_prefix(section, record, facts)
+    prefix = section_prefix(section, facts)
     return SftSample(
         instruction=section_instruction(section, facts.name), input=section_input(section, record, facts),
         content=prefix + body, repo_url=record.repo_url, repo=record.repo, kind="section", split=split,

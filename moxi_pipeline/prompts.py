@@ -73,9 +73,10 @@ def render_facts(facts: RepoFacts, project_type: str) -> str:
 
 
 def section_prefix(section: str, facts: RepoFacts, opening: str = "") -> str:
-    """What the answer is forced to open with: the heading (and, for about, the first sentence)."""
+    """What the answer is forced to open with: the heading, and for About at inference its first
+    sentence (`opening`); training samples open with the heading alone and continue with the real text."""
     if section == "about":
-        return f"# {facts.name}\n\n{opening}".rstrip() + ("" if not opening else " ")
+        return f"# {facts.name}\n\n" + (f"{opening} " if opening else "")
     return SECTION_HEADINGS[section] + "\n\n"
 
 
