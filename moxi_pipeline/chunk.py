@@ -1,6 +1,7 @@
 """Markdown-aware README chunking.
 
-A README is cut into blocks (headings, fenced code, tables, paragraphs), the blocks are grouped into
+A README is cut into blocks (headings, fenced code, tables, paragraphs; `markdown.blocks`, the project's one
+CommonMark parser, shared with the outline, the grounding pass and the metrics), the blocks are grouped into
 sections at headings, and sections are packed into chunks of about `min_chars`..`max_chars`:
 
 1. A section that fits in `max_chars` stays whole. A longer one is cut between blocks (greedily, up to
@@ -28,17 +29,11 @@ from dataclasses import dataclass
 
 import yaml
 
+from moxi_pipeline import markdown
 from moxi_pipeline.records import ReadmeChunk, RepoRecord
 
-_FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_HTML_HEADING = re.compile(r"^\s*<h([1-6])(?:\s[^>]*)?>(.*?)</h\1>\s*$", re.IGNORECASE)
-_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
-_NOT_SETEXT_TEXT = re.compile(r"^(\s{4,}|\s*([-*+>|<]|\d+[.)])(\s|$))")  # code, list, quote, table, html
 _FRONT_MATTER_OPEN = re.compile(r"---[ \t]*")
 _FRONT_MATTER_CLOSE = re.compile(r"(---|\.\.\.)[ \t]*")
-_TAG = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True)
@@ -78,62 +73,9 @@ def _front_matter_end(lines: list[str]) -> int:
     return closer + 1 if is_front_matter else 0
 
 
-def _heading_at(lines: list[str], i: int) -> tuple[int, str] | None:
-    """(number of lines, title) when a heading starts at line i, else None."""
-    line = lines[i]
-    if match := _ATX.match(line):
-        return 1, (match.group(2) or "").strip()
-    if match := _HTML_HEADING.match(line):
-        return 1, _TAG.sub("", match.group(2)).strip()
-    setext = i + 1 < len(lines) and _SETEXT_UNDERLINE.match(lines[i + 1])
-    if setext and line.strip() and not _NOT_SETEXT_TEXT.match(line) and not _FENCE_OPEN.match(line):
-        return 2, line.strip()
-    return None
-
-
-def _fence_end(lines: list[str], i: int) -> int | None:
-    """One past the closing fence of the block opened at line i, or None when it never closes.
-
-    CommonMark runs an unclosed fence to the end of the document, but here that would swallow every
-    later heading: an RST underline (`~~~~`) is the usual culprit, so it is read as a text line instead.
-    """
-    opener = _FENCE_OPEN.match(lines[i]).group(1)
-    closer = re.compile(r"^\s*" + re.escape(opener[0]) + "{" + str(len(opener)) + r",}\s*$")
-    for j in range(i + 1, len(lines)):
-        if closer.match(lines[j]):
-            return j + 1
-    return None
-
-
-def _is_table_start(lines: list[str], i: int) -> bool:
-    return "|" in lines[i] and i + 1 < len(lines) and bool(_TABLE_DELIMITER.match(lines[i + 1]))
-
-
-def _starts_block(lines: list[str], i: int) -> bool:
-    fence = _FENCE_OPEN.match(lines[i]) and _fence_end(lines, i)
-    return bool(fence) or _heading_at(lines, i) is not None or _is_table_start(lines, i)
-
-
 def _parse_blocks(lines: list[str]) -> list[_Block]:
-    """Blocks in order; blank lines between blocks belong to none."""
-    blocks, i = [], 0
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-        elif _FENCE_OPEN.match(lines[i]) and (end := _fence_end(lines, i)):
-            blocks.append(_Block(i, end, "code"))
-            i = end
-        elif heading := _heading_at(lines, i):
-            blocks.append(_Block(i, i + heading[0], "heading", heading[1]))
-            i += heading[0]
-        else:
-            kind = "table" if _is_table_start(lines, i) else "text"
-            end = i + 1 if kind == "text" else i + 2
-            while end < len(lines) and lines[end].strip() and not _starts_block(lines, end):
-                end += 1
-            blocks.append(_Block(i, end, kind))
-            i = end
-    return blocks
+    """Blocks in order, from the one CommonMark parser (`markdown.blocks`); blank lines between blocks belong to none."""
+    return [_Block(b.start, b.end, b.kind, b.title) for b in markdown.blocks(lines)]
 
 
 def _group_sections(blocks: list[_Block]) -> list[tuple[str, list[_Block]]]:

@@ -98,3 +98,53 @@ def urls(text: str) -> list[str]:
         elif token.type in ("fence", "code_block", "html_block"):
             found += BARE_URL.findall(token.content)
     return [url.rstrip(".,;:!?") for url in found]
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int  # first line
+    end: int  # one past the last line
+    kind: str  # "heading", "code", "table" or "text"
+    title: str = ""  # a heading's text
+
+
+_OPENERS = {"heading_open": "heading", "table_open": "table", "paragraph_open": "text", "bullet_list_open": "text",
+            "ordered_list_open": "text", "blockquote_open": "text", "fence": "code", "code_block": "code",
+            "html_block": "text", "hr": "text"}
+
+
+def _closes_fence(line: str, markup: str) -> bool:
+    fence = line.strip()
+    return bool(fence) and set(fence) == {markup[0]} and len(fence) >= len(markup)
+
+
+def blocks(lines: list[str], offset: int = 0) -> list[Block]:
+    """The top-level blocks of a document, by line range, covering every non-blank line.
+
+    Two departures from CommonMark, both so that a chunker never loses structure: a fence that never
+    closes is a line of text (CommonMark runs it to the end of the document, swallowing every later
+    heading; an RST underline `~~~~` is the usual culprit), and a line no block claims (a link
+    reference definition) is a text block of its own. A single-line `<hN>` HTML block is a heading.
+    """
+    stream = tokens("\n".join(lines[offset:]))
+    found: list[Block] = []
+    for index, token in enumerate(stream):
+        if token.level != 0 or token.type not in _OPENERS or not token.map:
+            continue
+        start, end = token.map[0] + offset, token.map[1] + offset
+        kind = _OPENERS[token.type]
+        if token.type == "fence" and not (end - start > 1 and _closes_fence(lines[end - 1], token.markup)):
+            return found + [Block(start, start + 1, "text")] + blocks(lines, start + 1)
+        title = ""
+        if kind == "heading":
+            title = _inline_text(stream[index + 1])
+        elif token.type == "html_block" and end - start == 1 and (html := _HTML_HEADING.fullmatch(lines[start].strip())):
+            kind, title = "heading", _TAG.sub("", html.group(2)).strip()
+        found.append(Block(start, end, kind, title))
+    return _fill_gaps(found, lines, offset)
+
+
+def _fill_gaps(found: list[Block], lines: list[str], offset: int) -> list[Block]:
+    covered = {line for block in found for line in range(block.start, block.end)}
+    extra = [Block(i, i + 1, "text") for i in range(offset, len(lines)) if i not in covered and lines[i].strip()]
+    return sorted(found + extra, key=lambda block: block.start)
