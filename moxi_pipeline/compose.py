@@ -22,7 +22,7 @@ from moxi_pipeline.outline import about_opening, join_sections, plan_outline
 from moxi_pipeline.prompts import MODEL_SECTIONS, build_messages, section_instruction, section_prefix
 from moxi_pipeline.records import RepoFacts, SampleInput
 
-# (label, done, total) after each generated batch of sections
+# ("<repo> <section>", done, total) after each generated section
 SectionProgress = Callable[[str, int, int], None]
 # new tokens per section: ~4 characters a token, so ~350 characters of About, ~500 of Features/Usage
 SECTION_TOKENS = {"about": 96, "features": 128, "usage": 128}
@@ -58,6 +58,7 @@ def _prompt_ids(tokenizer, messages: list[dict], prefix: str) -> list[int]:
 
 @dataclass(frozen=True)
 class _Job:
+    repo: str
     repo_index: int
     section: str
     prefix: str
@@ -72,7 +73,7 @@ def _jobs(tokenizer, repos, all_facts, with_features: bool) -> list[_Job]:
                 continue
             opening = about_opening(facts, repo.project_type) if plan.key == "about" else ""
             prefix = section_prefix(plan.key, facts, opening)
-            jobs.append(_Job(index, plan.key, prefix, _prompt_ids(tokenizer, section_messages(plan.key, repo, facts), prefix)))
+            jobs.append(_Job(repo.repo, index, plan.key, prefix, _prompt_ids(tokenizer, section_messages(plan.key, repo, facts), prefix)))
     return jobs
 
 
@@ -91,8 +92,8 @@ def _run_jobs(model, tokenizer, jobs: list[_Job], decoding: DecodingConfig, prog
             text = clean_section(job.prefix + tokenizer.decode(new_ids, skip_special_tokens=True), job.prefix,
                                  cut_by_budget=len(new_ids) >= limit)
             out[(job.repo_index, job.section)] = (text, len(new_ids))
-        if progress is not None:
-            progress(", ".join(sorted({job.section for job in batch})), min(start + len(batch), len(ordered)), len(ordered))
+            if progress is not None:  # per section, as its batch finishes
+                progress(f"{job.repo} {job.section}", len(out), len(ordered))
     return out
 
 

@@ -83,8 +83,9 @@ def test_write_readmes_on_a_scanned_repository(repos, tiny_fp32):
     model, tokenizer = tiny_fp32
     calls = []
     [renamer] = write_readmes(model, tokenizer, repos[:1], DecodingConfig(max_new_tokens=16), progress=lambda *a: calls.append(a))
-    # one batch of the three model-written sections, reported once
-    assert calls == [("about, features, usage", 3, 3)]
+    # the three model-written sections, generated in one batch, reported one by one
+    assert sorted(label for label, _, _ in calls) == ["renamer about", "renamer features", "renamer usage"]
+    assert [(done, total) for _, done, total in calls] == [(1, 3), (2, 3), (3, 3)]
     assert renamer.repo == "renamer"
     assert renamer.facts == repo_facts(repos[0])
     # the title and first sentence are forced; the facts sections are rendered, never generated

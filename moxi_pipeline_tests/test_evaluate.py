@@ -113,8 +113,13 @@ def report(tiny_model_dir, tiny_adapter):
 
 def test_evaluate_scores_template_base_and_fine_tuned(report, tiny, tiny_model_dir, tiny_adapter):
     result, calls = report
-    # repositories sorted by URL; one progress call per batch of sections, per model (the template has none)
-    assert calls == [("base: about, features, usage", 6, 6), ("fine_tuned: about, features, usage", 6, 6)]
+    # one progress call per generated section, per model (the template generates none)
+    sections = sorted(f"{repo} {section}" for repo in ("alpha", "beta") for section in ("about", "features", "usage"))
+    for index, system in enumerate(("base", "fine_tuned")):
+        mine = calls[6 * index : 6 * (index + 1)]
+        assert sorted(label for label, _, _ in mine) == [f"{system}: {s}" for s in sections]
+        assert [(done, total) for _, done, total in mine] == [(n, 6) for n in range(1, 7)]
+    assert len(calls) == 12
     assert [(r["system"], r["repo"]) for r in result.rows] == [
         ("template", "alpha"), ("template", "beta"), ("base", "alpha"), ("base", "beta"),
         ("fine_tuned", "alpha"), ("fine_tuned", "beta"),
