@@ -120,8 +120,10 @@ def evaluate(args) -> int:
         print(f"moxi: no eval loss: {error}", file=sys.stderr)
         samples = []
     config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None)
-    with tqdm(desc="moxi evaluate", unit="batch", file=sys.stderr) as bar:
+    with tqdm(desc="moxi evaluate", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:
+            if done < bar.n:  # the next system starts over
+                bar.reset(total)
             bar.total = total
             bar.set_postfix_str(what[:40])
             bar.update(done - bar.n)
