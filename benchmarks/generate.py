@@ -65,7 +65,8 @@ def main() -> None:
         raise SystemExit(f"no base model at {base}: run `make demo` (or materialize base_model) first")
     records = collect_repos("jsonl", args.records).records if args.records else collect_repos("installed", limit=8).records
     tokenizer, model = load_tokenizer(base), load_model(base, "cpu")
-    prompts = section_prompts(records, args.prompts, tokenizer)
+    # sorted by length, as compose batches them, so a batch pads little
+    prompts = sorted(section_prompts(records, args.prompts, tokenizer), key=len)
     run(model, tokenizer, prompts[:1], 1, 8)  # warm-up: first-call allocations are not throughput
     tokens = len(prompts) * args.new_tokens
     single = tokens / run(model, tokenizer, prompts, 1, args.new_tokens)

@@ -229,7 +229,7 @@ def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
         if index in blocks:
             block = blocks[index]
             body = _ground_code(lines[block.start + 1 : block.end - 1], block.info, evidence, report)
-            if any(line.strip() for line in body):
+            if any(line.strip() not in ("", "#", "$", "//", ">") for line in body):  # a lone prompt sign is no code
                 out += [lines[block.start], *body, lines[block.end - 1]]
             index = block.end
             continue
