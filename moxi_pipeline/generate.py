@@ -39,6 +39,8 @@ _LIST_MARK = re.compile(r"^\s*([-*+]|\d+[.)])\s")
 # 40+ letters with no space, digit or slash: no English word or identifier; it is what greedy decoding
 # under a repetition penalty emits once it runs out of allowed tokens ("npmjimiemlitekomit...").
 _GIBBERISH = re.compile(r"[A-Za-z]{40,}")
+# 8+ of one symbol beside other text ("*   ***********.JS"): a rule or table line is that symbol alone
+_SYMBOL_RUN = re.compile(r"([^\w\s|])\1{7,}")
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,14 @@ def _cut_at_echo(lines: list[str]) -> list[str]:
 
 
 def _drop_gibberish(lines: list[str]) -> list[str]:
-    """Drop lines holding a run of letters no language has; the model often recovers on the next line."""
-    return [line for line in lines if not _GIBBERISH.search(line)]
+    """Drop lines holding a run of letters no language has, or a run of one symbol mixed with other text;
+    the model often recovers on the next line."""
+    return [line for line in lines if not _GIBBERISH.search(line) and not _mixed_symbol_run(line)]
+
+
+def _mixed_symbol_run(line: str) -> bool:
+    match = _SYMBOL_RUN.search(line)
+    return match is not None and bool(line.strip().replace(match.group(1), "").strip())
 
 
 def _cut_at_loop(lines: list[str]) -> list[str]:

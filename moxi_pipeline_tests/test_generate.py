@@ -202,3 +202,14 @@ def test_base_model_errors_name_the_file_and_value(tmp_path):
         base_model_of(missing)
     with pytest.raises(ValueError, match=r"neither training_config.json 'base_model_dir' nor"):
         base_model_of(_adapter(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("line, dropped", [
+    ("  *   ***********.JS", True),   # symbol soup a fine-tuned model wrote for a Features list
+    ("**********", False),            # a thematic break is that symbol alone
+    ("| --- | --- |", False),         # table rule
+    ("- **Fast**: no copies", False),  # bold is two stars
+])
+def test_symbol_soup_lines_are_dropped(line, dropped):
+    assert (clean_section(f"## Features\n\n{line}\n- a real feature.", "## Features\n\n", cut_by_budget=False)
+            == "## Features\n\n" + ("" if dropped else line + "\n") + "- a real feature.")
