@@ -102,7 +102,7 @@ def assemble(repo, facts: RepoFacts, sections: dict[str, str], with_features: bo
     parts = []
     for plan in plan_outline(facts, with_features):
         written = sections.get(plan.key, "")
-        if plan.key == "about" and not written:
+        if plan.key == "about" and written.strip() in ("", plan.heading):
             written = f"{plan.heading}\n\n{about_opening(facts, repo.project_type)}"
         if plan.writer == "facts":
             parts.append(f"{plan.heading}\n\n{plan.facts_text}")

@@ -120,23 +120,27 @@ def _strip_padding(ids: list[int], pad_id: int) -> list[int]:
 
 def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     """One section: the forced prefix and what follows, up to the next heading, cleaned like a README.
+
+    Only what the model wrote is cleaned: the forced prefix (the heading, About's first sentence) always
+    survives, whatever a filter makes of the line the model continued it on.
     `cut_by_budget`: generation ran out of tokens, so its last sentence is unfinished and goes; a
     section that ended by itself keeps its last line (a list item needs no full stop)."""
-    lines = text.split("\n")
-    start = prefix.count("\n") + 1
-    for index in range(start, len(lines)):
+    if not text.startswith(prefix):
+        raise ValueError(f"clean_section: the text does not open with its forced prefix {prefix!r}")
+    lines = text[len(prefix):].split("\n")
+    for index in range(1, len(lines)):
         if _HEADING.match(lines[index]) and not _inside_fence(lines[:index]):
             lines = lines[:index]
             break
     lines = [_STRAY_FENCE.sub("", line) for line in lines if not _INLINE_FENCE.match(line)]
-    lines = _cut_at_echo(lines)
+    lines = _cut_at_echo([""] + lines)[1:]
     lines = _drop_gibberish(lines)
     lines = _cut_at_loop(lines)
     lines = _close_fence(lines)
     if cut_by_budget:
-        lines = _trim_unfinished(lines, start - 1)  # the prefix's own lines; the model writes from line start - 1 on
-    lines = _drop_dangling_headings(lines)
-    return "\n".join(lines).rstrip()
+        lines = _trim_unfinished(lines, 0)
+    lines = _drop_dangling_headings([""] + lines)[1:]
+    return (prefix + "\n".join(lines)).rstrip()
 
 
 def _trim_unfinished(lines: list[str], keep: int) -> list[str]:

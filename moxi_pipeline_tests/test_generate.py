@@ -213,3 +213,12 @@ def test_base_model_errors_name_the_file_and_value(tmp_path):
 def test_symbol_soup_lines_are_dropped(line, dropped):
     assert (clean_section(f"## Features\n\n{line}\n- a real feature.", "## Features\n\n", cut_by_budget=False)
             == "## Features\n\n" + ("" if dropped else line + "\n") + "- a real feature.")
+
+
+def test_the_forced_prefix_survives_a_filter_on_the_line_it_shares():
+    # the model continued About's forced first sentence with letter soup: the soup goes, the title and
+    # sentence stay (the whole line used to go, and the README lost its title)
+    prefix = "# renamer\n\nRename files in bulk. "
+    assert clean_section(prefix + "x" * 45 + "\nIt is fast.", prefix, cut_by_budget=False) == \
+        "# renamer\n\nRename files in bulk. It is fast."
+    assert clean_section(prefix + "*   ***********.JS", prefix, cut_by_budget=True) == "# renamer\n\nRename files in bulk."
