@@ -17,17 +17,8 @@ from typing import Protocol
 
 from moxi_pipeline.records import ReadmeChunk
 
-# Section kinds in README order; `canonical` is the heading a whole README is asked to have.
+# Section kinds in README order.
 SECTION_KINDS = ("about", "installation", "usage", "configuration", "api", "contributing", "license", "other")
-CANONICAL_SECTIONS = {
-    "about": "",  # the `# name` title and summary paragraph, no heading of its own
-    "installation": "Installation",
-    "usage": "Usage",
-    "configuration": "Configuration",
-    "api": "API",
-    "contributing": "Contributing",
-    "license": "License",
-}
 
 # First match wins, so "Getting started with the API" is installation, "Running tests" is contributing.
 # Patterns match whole words (`\bcli\b` must not match "client"); stems like `install` take any ending.

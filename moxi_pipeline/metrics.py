@@ -1,7 +1,7 @@
 """Per-README metrics: overlap with the real README, structure, and trust.
 
 - ROUGE-1/2/L F1 (rouge-score, stemmed) against the real README's first `REFERENCE_CHARS` characters,
-  and ROUGE-L against the whole README;
+  and each of them against the whole README too (`*_full`);
 - section coverage: of the section kinds the real README has (installation, usage, license,
   contributing), the share the output also has. The title is not scored: generation forces it;
 - length ratio: output characters over the real README's (first REFERENCE_CHARS);

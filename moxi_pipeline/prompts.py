@@ -102,11 +102,6 @@ def build_messages(instruction: str, sample_input: SampleInput, repo: str) -> li
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def response_prefix(repo: str) -> str:
-    """What a whole README is forced to open with at inference, and opens with in training."""
-    return f"# {repo}\n"
-
-
 def to_prompt_completion(sample: SftSample) -> dict:
     """TRL's conversational prompt-completion format: loss falls on the completion only."""
     return {
