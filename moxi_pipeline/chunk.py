@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import yaml
 
 from moxi_pipeline import markdown
+from moxi_pipeline.markdown import Block
 from moxi_pipeline.records import ReadmeChunk, RepoRecord
 
 _FRONT_MATTER_OPEN = re.compile(r"---[ \t]*")
@@ -40,14 +41,6 @@ _FRONT_MATTER_CLOSE = re.compile(r"(---|\.\.\.)[ \t]*")
 class Section:
     title: str
     text: str
-
-
-@dataclass(frozen=True)
-class _Block:
-    start: int  # first line index
-    end: int  # one past the last line index
-    kind: str  # "heading", "code", "table" or "text"
-    title: str = ""
 
 
 def normalize_readme(readme: str) -> str:
@@ -73,14 +66,9 @@ def _front_matter_end(lines: list[str]) -> int:
     return closer + 1 if is_front_matter else 0
 
 
-def _parse_blocks(lines: list[str]) -> list[_Block]:
-    """Blocks in order, from the one CommonMark parser (`markdown.blocks`); blank lines between blocks belong to none."""
-    return [_Block(b.start, b.end, b.kind, b.title) for b in markdown.blocks(lines)]
-
-
-def _group_sections(blocks: list[_Block]) -> list[tuple[str, list[_Block]]]:
+def _group_sections(blocks: list[Block]) -> list[tuple[str, list[Block]]]:
     """A heading opens a section; blocks before the first heading are the untitled preamble."""
-    sections: list[tuple[str, list[_Block]]] = []
+    sections: list[tuple[str, list[Block]]] = []
     for block in blocks:
         if block.kind == "heading" or not sections:
             sections.append((block.title if block.kind == "heading" else "", []))
@@ -91,7 +79,7 @@ def _group_sections(blocks: list[_Block]) -> list[tuple[str, list[_Block]]]:
 def split_sections(readme: str) -> list[Section]:
     """The README's sections at ATX, setext and single-line `<hN>` headings, each with its heading line."""
     lines = normalize_readme(readme).split("\n")
-    sections = _group_sections(_parse_blocks(lines))
+    sections = _group_sections(markdown.blocks(lines))
     return [Section(title, "\n".join(lines[blocks[0].start : blocks[-1].end])) for title, blocks in sections]
 
 
@@ -111,18 +99,18 @@ class _Text:
         return "\n".join(self.lines[start:end])
 
 
-def _split_long_text(block: _Block, text: _Text, max_chars: int) -> list[_Block]:
+def _split_long_text(block: Block, text: _Text, max_chars: int) -> list[Block]:
     """A paragraph longer than max_chars, cut between lines; a single huge line stays whole."""
     pieces, start = [], block.start
     for line in range(block.start + 1, block.end):
         if text.chars(start, line + 1) > max_chars:
-            pieces.append(_Block(start, line, block.kind))
+            pieces.append(Block(start, line, block.kind))
             start = line
-    pieces.append(_Block(start, block.end, block.kind))
+    pieces.append(Block(start, block.end, block.kind))
     return pieces
 
 
-def _section_pieces(blocks: list[_Block], text: _Text, max_chars: int) -> list[tuple[int, int]]:
+def _section_pieces(blocks: list[Block], text: _Text, max_chars: int) -> list[tuple[int, int]]:
     """(start, end) line ranges: the whole section if it fits, else greedy runs of blocks."""
     if text.chars(blocks[0].start, blocks[-1].end) <= max_chars:
         return [(blocks[0].start, blocks[-1].end)]
@@ -171,7 +159,7 @@ def chunk_readme(readme: str, min_chars: int = 1000, max_chars: int = 2000) -> l
     """Chunks of the README; each Section's title is the heading of its first section ("" for a preamble)."""
     validate_chunk_sizes(min_chars, max_chars)
     text = _Text(normalize_readme(readme).split("\n"))
-    blocks = _parse_blocks(text.lines)
+    blocks = markdown.blocks(text.lines)
     if not blocks:
         return []
     pieces = [
