@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,8 @@ def write_records(
     summary = {
         "config": config.model_dump(mode="json"),
         "dataset_hash": result.dataset_hash,
-        "base_model_dir": str(base_model_dir),
+        # relative to the adapter folder, so moving the data folder keeps the pair together
+        "base_model_dir": os.path.relpath(Path(base_model_dir).resolve(), Path(out_dir).resolve()),
         "train_samples": n_train,
         "eval_samples": n_eval,
         "result": {key: value for key, value in asdict(result).items() if key != "losses"},

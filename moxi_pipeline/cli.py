@@ -160,7 +160,7 @@ def report() -> int:
     pointer = settings.data_dir / "artifacts" / "eval_report.json"
     if not pointer.is_file():
         raise FileNotFoundError(f"no eval report at {pointer}: run `make demo` or materialize eval_report")
-    run_dir = Path(json.loads(pointer.read_text())["path"])
+    run_dir = settings.data_dir / json.loads(pointer.read_text())["path"]  # relative to the data folder
     summary = json.loads((run_dir / "metrics.json").read_text())
     print(f"eval report: {run_dir / 'report.md'}  ({summary['n_repos']} held-out repositories)")
     systems = list(summary["systems"])

@@ -259,9 +259,11 @@ def base_model_of(adapter_dir: str | Path) -> Path:
         value = json.loads(path.read_text()).get(key) if path.is_file() else None
         if not value:
             continue
-        if not (Path(value) / "config.json").is_file():
+        # training_config.json stores it relative to the adapter folder; PEFT's record is as given
+        model_dir = adapter_dir / value if not Path(value).is_absolute() and (adapter_dir / value).is_dir() else Path(value)
+        if not (model_dir / "config.json").is_file():
             raise ValueError(f"{path}: {key}={value!r} is not a model directory (no config.json there)")
-        return Path(value)
+        return model_dir
     raise ValueError(
         f"adapter {adapter_dir}: neither {TRAINING_CONFIG} 'base_model_dir' nor {ADAPTER_CONFIG} "
         "'base_model_name_or_path' names the base model"

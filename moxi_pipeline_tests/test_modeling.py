@@ -130,3 +130,48 @@ def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypat
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "README.md", "adapter_model.safetensors", "loss_curve.png", "tokenizer.json"]
     assert sorted(p.name for p in out_dir.parent.iterdir()) == ["run1"]
+
+
+def test_an_adapter_finds_its_base_model_after_the_data_folder_moves(tmp_path):
+    # training_config.json names the base model relative to the adapter folder, not by an absolute path
+    import json
+    import shutil
+
+    from moxi_pipeline.adapter_card import write_records
+    from moxi_pipeline.generate import base_model_of
+    from moxi_pipeline.train import TrainResult, load_train_config
+
+    data = tmp_path / "data"
+    base, adapter = data / "models" / "base_model", data / "models" / "lora_adapter" / "run1"
+    base.mkdir(parents=True)
+    adapter.mkdir(parents=True)
+    (base / "config.json").write_text("{}")
+    result = TrainResult(adapter_dir=str(adapter), steps=1, duration_s=1.0, train_tokens=1, tokens_per_s=1.0,
+                         losses=[], eval_loss=None, loss_plot="", dataset_hash="h")
+    write_records(adapter, base, load_train_config("demo"), result, [], 1, 0)
+    assert json.loads((adapter / "training_config.json").read_text())["base_model_dir"] == "../../base_model"
+    shutil.move(str(data), str(tmp_path / "moved"))
+    moved = tmp_path / "moved" / "models"
+    assert base_model_of(moved / "lora_adapter" / "run1") == moved / "lora_adapter" / "run1" / "../../base_model"
+    assert (base_model_of(moved / "lora_adapter" / "run1") / "config.json").is_file()
+
+
+def test_artifact_pointers_are_stored_relative_to_the_data_folder(tmp_path):
+    import json
+    import shutil
+
+    import dagster as dg
+
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+    from moxi_pipeline.records import Artifact
+
+    data = tmp_path / "data"
+    manager = LocalRecordIOManager(data_dir=str(data))
+    artifact = Artifact(name="base_model", path=str(data / "models" / "base_model"))
+    manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("base_model")), artifact)
+    assert json.loads((data / "artifacts" / "base_model.json").read_text())["path"] == "models/base_model"
+    shutil.move(str(data), str(tmp_path / "moved"))
+    moved = LocalRecordIOManager(data_dir=str(tmp_path / "moved"))
+    context = dg.build_input_context(asset_key=dg.AssetKey("base_model"), dagster_type=dg.DagsterType(
+        type_check_fn=lambda _, __: True, name="Artifact", typing_type=Artifact))
+    assert moved.load_input(context).path == str(tmp_path / "moved" / "models" / "base_model")

@@ -1,6 +1,7 @@
 """The I/O manager works out a name from the asset key and hands records to a store. No business rules."""
 
 import typing
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,13 +24,18 @@ class LocalRecordIOManager(dg.ConfigurableIOManager):
 
     data_dir: str
 
+    def _relative(self, path: str) -> str:
+        """A path inside the data folder is stored relative to it, so the folder can move."""
+        resolved, root = Path(path).resolve(), Path(self.data_dir).resolve()
+        return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+
     def _store(self) -> LocalStore:
         return LocalStore(self.data_dir)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         name = context.asset_key.to_user_string()
         if isinstance(obj, Artifact):
-            path = self._store().write_json(name, obj.to_dict())
+            path = self._store().write_json(name, {**obj.to_dict(), "path": self._relative(obj.path)})
         elif isinstance(obj, list) and all(isinstance(row, Record) for row in obj):
             path = self._store().write_records(name, (row.to_dict() for row in obj))
         else:
@@ -40,5 +46,6 @@ class LocalRecordIOManager(dg.ConfigurableIOManager):
         name = context.asset_key.to_user_string()
         record_type = _record_type(context)
         if record_type is Artifact:
-            return Artifact.model_validate(self._store().read_json(name))
+            row = self._store().read_json(name)
+            return Artifact.model_validate({**row, "path": str(Path(self.data_dir) / row["path"])})
         return [record_type.model_validate(row) for row in self._store().read_records(name)]
