@@ -115,7 +115,7 @@ def evaluate(args) -> int:
     base_dir = _base_model_dir(adapter_dir, settings)
     records = collected.records
     try:
-        samples = build_sft_dataset(records, chunk_records(records), None, DatasetConfig(test_fraction=0.5))
+        samples = build_sft_dataset(records, chunk_records(records), DatasetConfig(test_fraction=0.5))
     except ValueError as error:  # no About/Features/Usage section to take a loss on; the READMEs are still scored
         print(f"moxi: no eval loss: {error}", file=sys.stderr)
         samples = []

@@ -34,7 +34,7 @@ from moxi_pipeline.chunk import normalize_readme
 from moxi_pipeline.compose import section_input
 from moxi_pipeline.facts import repo_facts
 from moxi_pipeline.grounding import Evidence, ground_readme
-from moxi_pipeline.instructions import _H1_START, InstructionGenerator, section_kind
+from moxi_pipeline.instructions import _H1_START, section_kind
 from moxi_pipeline.prompts import section_instruction, section_prefix
 from moxi_pipeline.records import SPLITS, ReadmeChunk, RepoRecord, SampleInput, SftSample
 
@@ -80,7 +80,7 @@ def split_by_repo(repo_urls: Iterable[str], test_fraction: float, seed: int) -> 
     return {url: ("test" if index < n_test else "train") for index, url in enumerate(urls)}
 
 
-def _check_inputs(records: list[RepoRecord], chunks: list[ReadmeChunk], instructions: list[str]) -> None:
+def _check_inputs(records: list[RepoRecord], chunks: list[ReadmeChunk]) -> None:
     seen: set[str] = set()
     for record in records:
         if record.repo_url in seen:
@@ -89,8 +89,6 @@ def _check_inputs(records: list[RepoRecord], chunks: list[ReadmeChunk], instruct
     for chunk in chunks:
         if chunk.repo_url not in seen:
             raise ValueError(f"chunks: repo_url {chunk.repo_url!r} (chunk {chunk.chunk_index}) has no record")
-    if len(instructions) != len(chunks):
-        raise ValueError(f"instruction generator returned {len(instructions)} instructions for {len(chunks)} chunks")
 
 
 def chunk_section(chunk: ReadmeChunk) -> str | None:
@@ -151,16 +149,13 @@ def section_sample(record: RepoRecord, chunk: ReadmeChunk, section: str, facts, 
 def build_sft_dataset(
     records: list[RepoRecord],
     chunks: list[ReadmeChunk],
-    generator: InstructionGenerator | None,
     config: DatasetConfig,
     progress: Callable[[str], None] | None = None,
 ) -> list[SftSample]:
     """Per repository, one sample per chunk that is an about, features or usage section (the sections
     the model writes), with the same facts block and forced heading as inference and a grounded answer.
-
-    `generator` is accepted for the instruction backends; section prompts use the fixed per-section
-    instruction so that training and inference read the same words."""
-    _check_inputs(records, chunks, [""] * len(chunks))
+    Instructions are the fixed per-section ones, so that training and inference read the same words."""
+    _check_inputs(records, chunks)
     report = progress or (lambda message: None)
     splits = split_by_repo([record.repo_url for record in records], config.test_fraction, config.seed)
     by_url = {record.repo_url: record for record in records}

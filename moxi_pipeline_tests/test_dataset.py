@@ -17,7 +17,6 @@ from moxi_pipeline.dataset import (
     write_sft_dataset,
 )
 from moxi_pipeline.facts import repo_facts
-from moxi_pipeline.instructions import TemplateInstructions
 from moxi_pipeline.prompts import section_instruction, to_prompt_completion
 from moxi_pipeline.records import KeyFile, ReadmeChunk, RepoRecord
 
@@ -43,7 +42,7 @@ SHORT_README = "# pkg\n\nA small package that does one useful thing well.\n\n## 
 
 def build(records, config=DatasetConfig(), progress=None, min_chars=200):
     chunks = chunk_records(records, min_chars, 2000)
-    return build_sft_dataset(records, chunks, TemplateInstructions(), config, progress)
+    return build_sft_dataset(records, chunks, config, progress)
 
 
 URLS = [f"https://example.com/o/repo{i}" for i in range(50)]
@@ -156,7 +155,7 @@ FETCHER = RepoRecord(
 
 def test_section_samples_are_the_grounded_sections_the_model_writes():
     messages = []
-    samples = build_sft_dataset([FETCHER], chunk_records([FETCHER], 40, 2000), None, DatasetConfig(), messages.append)
+    samples = build_sft_dataset([FETCHER], chunk_records([FETCHER], 40, 2000), DatasetConfig(), messages.append)
     assert [(s.section, s.kind, s.split) for s in samples] == [
         ("about", "section", "train"), ("features", "section", "train"), ("usage", "section", "train")]
     assert [s.content for s in samples] == [
@@ -173,7 +172,7 @@ def test_section_samples_are_the_grounded_sections_the_model_writes():
 @pytest.mark.parametrize("section", ["about", "features", "usage"])
 def test_a_section_sample_prompts_exactly_as_inference_does(section):
     # Rule: the training prompt is the inference prompt (facts block, key files, tree, instruction)
-    [sample] = [s for s in build_sft_dataset([FETCHER], chunk_records([FETCHER], 40, 2000), None, DatasetConfig())
+    [sample] = [s for s in build_sft_dataset([FETCHER], chunk_records([FETCHER], 40, 2000), DatasetConfig())
                 if s.section == section]
     facts = repo_facts(FETCHER)
     assert to_prompt_completion(sample)["prompt"] == section_messages(section, FETCHER, facts)
@@ -235,7 +234,7 @@ def test_empty_after_filtering_raises():
 def test_chunk_without_record_raises():
     chunks = chunk_records([make_record("a", SHORT_README)])
     with pytest.raises(ValueError, match="repo_url 'https://example.com/o/a' .* has no record"):
-        build_sft_dataset([make_record("b", SHORT_README)], chunks, TemplateInstructions(), DatasetConfig())
+        build_sft_dataset([make_record("b", SHORT_README)], chunks, DatasetConfig())
 
 
 def test_duplicate_record_raises():

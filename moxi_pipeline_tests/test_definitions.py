@@ -241,7 +241,7 @@ def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, mon
     from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
     from moxi_pipeline.defs.resources import LocalArtifactStore
 
-    def build(records, chunks, generator, config, progress):
+    def build(records, chunks, config, progress):
         for index in range(n_skipped):
             progress(f"skipped u/train chunk {index}: 12 chars < min_content_chars=40")
         progress(f"2 samples; {n_skipped} too short")

@@ -8,7 +8,6 @@ from moxi_pipeline.collect import Skipped, collect_repos
 from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset, write_sft_dataset
 from moxi_pipeline.defs.metadata import counts_table, fail_past_skip_share, skip_metadata
 from moxi_pipeline.defs.resources import LocalArtifactStore
-from moxi_pipeline.instructions import TemplateInstructions
 from moxi_pipeline.records import ReadmeChunk, RepoRecord, SftSample
 from moxi_pipeline.settings import load_settings
 
@@ -72,7 +71,6 @@ class SftDatasetConfig(dg.Config):
     test_fraction: float = Field(default=0.2, description="share of repositories held out of training")
     seed: int = Field(default=0, description="seeds the split by repository")
     max_section_chars: int = Field(default=900, description="a section sample's answer is cut to this many characters")
-    instructions: str = Field(default="template", description="instruction generator: template")
     max_skipped_share: float = Field(default=0.5, ge=0.0, le=1.0, description="fail when a larger share of samples is skipped")
 
 
@@ -85,13 +83,11 @@ def sft_dataset(
     readme_chunks: list[ReadmeChunk],
 ) -> list[SftSample]:
     """Instruction, input, content samples, split by repository, also written as a HF dataset and Alpaca JSON."""
-    if config.instructions != "template":
-        raise ValueError(f"instructions must be 'template', got {config.instructions!r}")
     dataset_config = DatasetConfig(
         test_fraction=config.test_fraction, seed=config.seed, max_section_chars=config.max_section_chars
     )
     messages: list[str] = []  # build_sft_dataset reports each lossy skip as "skipped <item>: <reason>"
-    samples = build_sft_dataset(raw_readmes, readme_chunks, TemplateInstructions(), dataset_config, progress=messages.append)
+    samples = build_sft_dataset(raw_readmes, readme_chunks, dataset_config, progress=messages.append)
     skipped = [_skipped_from(message) for message in messages if message.startswith("skipped ")]
     for message in messages:
         (context.log.debug if message.startswith("skipped ") else context.log.info)(message)
