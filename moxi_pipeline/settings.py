@@ -9,6 +9,19 @@
     MOXI_COLLECT_PATH=              the jsonl file or the local folder (~ expanded)
     MOXI_COLLECT_LIMIT=             a positive number of repositories, or empty for all
 
+The external services keep the names their own tools use (no MOXI_ prefix); secrets are SecretStr, so
+they print as '**********' and never reach logs or metadata by accident:
+
+    GITHUB_TOKEN=                   GitHub API token (secret); unauthenticated calls work at the low rate
+    MOXI_GITHUB_API_URL=https://api.github.com   the API base, for GitHub Enterprise and tests
+    MONGODB_URI=                    set to persist record assets to MongoDB (secret: it may hold a password)
+    MONGODB_DB_NAME=moxi            the MongoDB database
+    MOXI_S3_BUCKET=                 set to publish artifacts to S3 (credentials: boto3's AWS_* chain)
+    AWS_ENDPOINT_URL=               an S3-compatible endpoint, e.g. MinIO
+    OPENAI_API_KEY=                 for the openai instruction backend (secret)
+    OPENAI_BASE_URL=                any OpenAI-compatible server (vLLM, Ollama, LM Studio)
+    HF_TOKEN=                       only for pushing a dataset to the Hugging Face Hub (secret)
+
 pydantic-settings reads them: the process environment wins over `.env` at the project root, and `.env`
 is parsed as a shell would (`export X=1`, quotes, `# comments`); an empty value means unset. Every
 value is checked when settings load, and a bad one, or a `MOXI_` name that is no setting (a typo),
@@ -25,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values  # pydantic-settings' own .env parser
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +58,12 @@ class _MappingSource(PydanticBaseSettingsSource):
         self.environ = environ
 
     def get_field_value(self, field, field_name: str):
-        return self.environ.get(ENV_PREFIX + field_name.upper()), field_name, False
+        return self.environ.get(env_name(field_name)), field_name, False
 
     def __call__(self) -> dict:
-        values = {name: self.get_field_value(None, name)[0] for name in self.settings_cls.model_fields}
-        return {name: value for name, value in values.items() if value not in (None, "")}
+        # An aliased field (GITHUB_TOKEN) is validated under its alias, the others under their names.
+        values = {_input_key(name): self.get_field_value(None, name)[0] for name in self.settings_cls.model_fields}
+        return {key: value for key, value in values.items() if value not in (None, "")}
 
 
 class Settings(BaseSettings):
@@ -65,6 +79,17 @@ class Settings(BaseSettings):
     collect_limit: int | None = Field(default=None, ge=1)
     train_device: Literal["auto", "cpu", "cuda"] = "auto"
     gpu_pool: str | None = Field(default=None, pattern=r"^[\w.-]+$")
+
+    # External services, under the names their own tools use.
+    github_token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
+    github_api_url: str = Field(default="https://api.github.com", pattern=r"^https?://")
+    mongodb_uri: SecretStr | None = Field(default=None, validation_alias="MONGODB_URI")
+    mongodb_db_name: str = Field(default="moxi", validation_alias="MONGODB_DB_NAME", pattern=r"^[^/\\. \"$]+$")
+    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL", pattern=r"^https?://")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", pattern=r"^https?://")
+    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -113,6 +138,17 @@ class Settings(BaseSettings):
         return self.models_dir / "lora_adapter"
 
 
+def env_name(field_name: str) -> str:
+    """The variable a setting is read from: its alias (GITHUB_TOKEN) or MOXI_<NAME>."""
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field_name.upper()
+
+
+def _input_key(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else field_name
+
+
 def available_profiles() -> list[str]:
     return sorted(path.stem.removeprefix("train_") for path in CONFIGS_DIR.glob("train_*.yaml"))
 
@@ -136,7 +172,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def _check_names(values: Mapping[str, str | None], where: str) -> None:
     """A `MOXI_` variable that is no setting is a typo that would silently keep the default."""
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    known = {env_name(name) for name in Settings.model_fields if env_name(name).startswith(ENV_PREFIX)}
     unknown = sorted(name for name in values if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
     if unknown:
         raise ValueError(f"{', '.join(unknown)} in {where}: not a Moxi setting; the settings are {', '.join(sorted(known))}")
@@ -147,6 +183,18 @@ def describe_settings_error(error: ValidationError) -> str:
     parts = []
     for detail in error.errors():
         field = str(detail["loc"][0]) if detail["loc"] else "settings"
+        field = _FIELD_BY_ALIAS.get(field, field)
+        name = env_name(field) if field in Settings.model_fields else field
         message = re.sub(r"^Value error, ", "", detail["msg"])
-        parts.append(f"{ENV_PREFIX}{field.upper()}={detail['input']!r}: {message}")
+        shown = "'**********'" if _is_secret(field) else repr(detail["input"])
+        parts.append(f"{name}={shown}: {message}")
     return "invalid settings (environment or .env): " + "; ".join(parts)
+
+
+def _is_secret(field_name: str) -> bool:
+    field = Settings.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
+_FIELD_BY_ALIAS = {field.validation_alias: name for name, field in Settings.model_fields.items()
+                   if isinstance(field.validation_alias, str)}

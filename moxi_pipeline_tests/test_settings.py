@@ -85,3 +85,24 @@ def test_local_base_model_folder_is_expanded(project):
     (project / "model").mkdir()
     assert load_settings({"MOXI_BASE_MODEL": str(project / "model")}).base_model == str(project / "model")
     assert load_settings({"MOXI_BASE_MODEL": "HuggingFaceTB/SmolLM2-135M"}).base_model == "HuggingFaceTB/SmolLM2-135M"
+
+
+def test_service_variables_keep_their_own_names_and_hide_secrets(project):
+    (project / ".env").write_text("GITHUB_TOKEN=ghp_fromdotenv\nMONGODB_DB_NAME=readmes\n")
+    settings = load_settings({
+        "MONGODB_URI": "mongodb://user:pw@localhost:27017", "MOXI_S3_BUCKET": "moxi-artifacts",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
+        "OPENAI_API_KEY": "sk-test"})
+    assert settings.github_token.get_secret_value() == "ghp_fromdotenv"
+    assert settings.mongodb_uri.get_secret_value() == "mongodb://user:pw@localhost:27017"
+    assert (settings.mongodb_db_name, settings.s3_bucket, settings.aws_endpoint_url, settings.openai_base_url) == (
+        "readmes", "moxi-artifacts", "http://127.0.0.1:9000", "http://127.0.0.1:8000/v1")
+    assert "sk-test" not in repr(settings) and "pw@" not in repr(settings)
+
+
+def test_a_bad_service_value_is_named_without_printing_secrets(project):
+    with pytest.raises(ValueError) as caught:
+        load_settings({"MONGODB_DB_NAME": "my.db", "MOXI_S3_BUCKET": "Bad_Bucket", "OPENAI_BASE_URL": "ftp://x"})
+    message = str(caught.value)
+    assert "MONGODB_DB_NAME='my.db'" in message and "MOXI_S3_BUCKET='Bad_Bucket'" in message
+    assert "OPENAI_BASE_URL='ftp://x'" in message
