@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from moxi_pipeline.assembly import LENGTHS_PNG, plot_lengths, provenance_section, write_chat_jsonl
 from moxi_pipeline.chunk import normalize_readme
 from moxi_pipeline.compose import section_input
 from moxi_pipeline.facts import repo_facts
@@ -244,8 +245,8 @@ def _write_hf(samples: list[SftSample], path: Path) -> None:
     DatasetDict(splits).save_to_disk(str(path), num_shards={split: 1 for split in SPLITS})
 
 
-def render_card(samples: list[SftSample], digest: str) -> str:
-    """The dataset card: what is in each split, and how it was made."""
+def render_card(samples: list[SftSample], digest: str, provenance: dict | None = None) -> str:
+    """The dataset card: what is in each split, and how it was made (`assembly.provenance_section`)."""
     counts = dataset_counts(samples)
     types = Counter({sample.repo_url: sample.input.project_type for sample in samples}.values())
     rows = "\n".join(f"| {split} | {c['repos']} | {c['about']} | {c['features']} | {c['usage']} |"
@@ -271,11 +272,12 @@ dataset_hash: `{digest}`
 Files: `{HF_DIR}/` (Hugging Face `datasets.DatasetDict`, load with `datasets.load_from_disk`),
 `{TRAIN_JSON}` and `{TEST_JSON}` (Alpaca-style `{{instruction, input, output}}` where `input` is the
 structured object above and `output` is the content).
-"""
+""" + (("\n" + provenance_section(provenance)) if provenance is not None else "")
 
 
-def write_sft_dataset(samples: list[SftSample], out_dir: Path) -> dict:
-    """Write hf/, the Alpaca JSON files and the card into out_dir; return paths, counts and the hash."""
+def write_sft_dataset(samples: list[SftSample], out_dir: Path, provenance: dict | None = None) -> dict:
+    """Write hf/, the Alpaca JSON files, the chat JSONL files, the length histogram and the card into
+    out_dir; return paths, counts and the hash."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = dataset_hash(samples)
@@ -283,10 +285,14 @@ def write_sft_dataset(samples: list[SftSample], out_dir: Path) -> dict:
     for split, name in (("train", TRAIN_JSON), ("test", TEST_JSON)):
         rows = [_alpaca_row(sample) for sample in samples if sample.split == split]
         (out_dir / name).write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / CARD).write_text(render_card(samples, digest), encoding="utf-8")
+    chat = write_chat_jsonl(samples, out_dir)
+    plot_lengths(samples, out_dir / LENGTHS_PNG)
+    (out_dir / CARD).write_text(render_card(samples, digest, provenance), encoding="utf-8")
     counts = dataset_counts(samples)
     return {
         "hf_path": str(out_dir / HF_DIR),
+        "chat_jsonl": chat,
+        "lengths_png": str(out_dir / LENGTHS_PNG),
         "train_json": str(out_dir / TRAIN_JSON),
         "test_json": str(out_dir / TEST_JSON),
         "card": str(out_dir / CARD),

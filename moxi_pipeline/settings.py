@@ -21,6 +21,10 @@ they print as '**********' and never reach logs or metadata by accident:
     OPENAI_API_KEY=                 for the openai instruction backend (secret)
     OPENAI_BASE_URL=                any OpenAI-compatible server (vLLM, Ollama, LM Studio)
     HF_TOKEN=                       only for pushing a dataset to the Hugging Face Hub (secret)
+    MOXI_INSTRUCTIONS=template      template | openai: who writes each SFT sample's instruction
+    MOXI_OPENAI_MODEL=gpt-4o-mini   and MOXI_OPENAI_{BATCH_SIZE,CONCURRENCY,MAX_REQUESTS,MAX_TOKENS,TIMEOUT_S,
+                                    MAX_RETRIES,STRUCTURED_OUTPUT}: the openai backend (see README)
+    MOXI_HF_DATASET_REPO=           owner/name: sft_dataset pushes the dataset there when HF_TOKEN is set
 
 pydantic-settings reads them: the process environment wins over `.env` at the project root, and `.env`
 is parsed as a shell would (`export X=1`, quotes, `# comments`); an empty value means unset. Every
@@ -90,6 +94,19 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", pattern=r"^https?://")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+
+    # Instruction backend and dataset publishing (sft_dataset): MOXI_INSTRUCTIONS=openai asks the
+    # OpenAI-compatible model at OPENAI_BASE_URL for each sample's instruction; `template` needs nothing.
+    instructions: Literal["template", "openai"] = "template"
+    openai_model: str = Field(default="gpt-4o-mini", min_length=1)
+    openai_batch_size: int = Field(default=3, ge=1, le=20)  # items per request
+    openai_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight at most
+    openai_max_requests: int | None = Field(default=None, ge=1)  # budget per run; empty: none
+    openai_max_tokens: int | None = Field(default=None, ge=1)  # prompt + completion tokens per run; empty: none
+    openai_timeout_s: float = Field(default=60.0, gt=0)
+    openai_max_retries: int = Field(default=4, ge=0)  # the client's retries of 429s, 5xx and timeouts
+    openai_structured_output: bool = True  # false for servers that refuse a json_schema response_format
+    hf_dataset_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")  # push_to_hub when HF_TOKEN is set too
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -80,7 +80,7 @@ def _write_corpus(path: Path, n_repos: int = 6) -> Path:
 def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
     from moxi_pipeline.defs import data_assets, model_assets
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
-    from moxi_pipeline.defs.resources import LocalArtifactStore
+    from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
 
     corpus = _write_corpus(tmp_path / "corpus.jsonl")
     data_dir = str(tmp_path / "data")
@@ -93,7 +93,8 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
     }}
     result = dg.materialize(
         [*dg.load_assets_from_modules([data_assets, model_assets]), model_assets.adapter_beats_base_and_template],
-        resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir)},
+        resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir),
+                   "openai": OpenAIClient(api_key="")},
         run_config=run_config,
     )
     assert result.success
@@ -158,14 +159,15 @@ def test_lora_r_zero_fails_the_asset_naming_the_field(tmp_path):
 
 def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
     from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
-    from moxi_pipeline.defs.resources import LocalArtifactStore
+    from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
 
     record = RepoRecord(repo_url="u/a", owner="o", repo="a", readme="# a\n\nhi", file_tree=("a.py",), source="local")
     chunk = ReadmeChunk(repo_url="u/a", repo="a", chunk_index=0, section_title="a", content="# a\n\nhi", file_tree=("a.py",))
     with pytest.raises(ValueError, match="sft_dataset is empty after filtering"):
         sft_dataset(
             context=dg.build_asset_context(), config=SftDatasetConfig(),
-            artifacts=LocalArtifactStore(data_dir=str(tmp_path)), raw_readmes=[record], readme_chunks=[chunk],
+            artifacts=LocalArtifactStore(data_dir=str(tmp_path)), openai=OpenAIClient(api_key=""),
+            raw_readmes=[record], readme_chunks=[chunk],
         )
 
 
@@ -239,7 +241,7 @@ def test_raw_readmes_fails_past_max_skipped_share(tmp_path):
 def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, monkeypatch, n_skipped, fails):
     from moxi_pipeline.defs import data_assets
     from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
-    from moxi_pipeline.defs.resources import LocalArtifactStore
+    from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
 
     def build(records, chunks, config, progress):
         for index in range(n_skipped):
@@ -250,6 +252,7 @@ def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, mon
     monkeypatch.setattr(data_assets, "build_sft_dataset", build)
     context = dg.build_asset_context()
     run = lambda: sft_dataset(context=context, config=SftDatasetConfig(), artifacts=LocalArtifactStore(data_dir=str(tmp_path)),
+                              openai=OpenAIClient(api_key=""),
                               raw_readmes=[], readme_chunks=[])
     if fails:
         with pytest.raises(dg.Failure) as caught:

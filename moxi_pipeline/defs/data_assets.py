@@ -1,13 +1,17 @@
 """The data phases: raw_readmes -> readme_chunks -> sft_dataset."""
 
+from collections import Counter
+
 import dagster as dg
 from pydantic import Field
 
+from moxi_pipeline.assembly import dedupe_samples, load_public_samples, push_dataset
 from moxi_pipeline.chunk import chunk_records
 from moxi_pipeline.collect import Skipped, collect_repos
 from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset, write_sft_dataset
-from moxi_pipeline.defs.metadata import counts_table, fail_past_skip_share, skip_metadata
-from moxi_pipeline.defs.resources import LocalArtifactStore
+from moxi_pipeline.defs.metadata import counts_table, fail_past_skip_share, image, skip_metadata
+from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
+from moxi_pipeline.instructions_openai import InstructionEndpointError, OpenAIInstructionsConfig, instruct_samples
 from moxi_pipeline.records import ReadmeChunk, RepoRecord, SftSample
 from moxi_pipeline.settings import load_settings
 
@@ -72,6 +76,10 @@ class SftDatasetConfig(dg.Config):
     seed: int = Field(default=0, description="seeds the split by repository")
     max_section_chars: int = Field(default=900, description="a section sample's answer is cut to this many characters")
     max_skipped_share: float = Field(default=0.5, ge=0.0, le=1.0, description="fail when a larger share of samples is skipped")
+    instructions: str = Field(default=SETTINGS.instructions, description="template | openai (MOXI_OPENAI_* settings)")
+    dedupe_threshold: float = Field(default=0.8, gt=0.0, le=1.0, description="word 3-gram Jaccard at which answers are near duplicates")
+    public_dataset: str | None = Field(default=None, description="Alpaca rows to add to train: a .json/.jsonl file, a saved dataset, or a HF name")
+    public_dataset_size: int = Field(default=1000, ge=1, description="at most this many public rows")
 
 
 @dg.asset(group_name="data", kinds={"huggingface"})
@@ -79,10 +87,14 @@ def sft_dataset(
     context: dg.AssetExecutionContext,
     config: SftDatasetConfig,
     artifacts: LocalArtifactStore,
+    openai: OpenAIClient,
     raw_readmes: list[RepoRecord],
     readme_chunks: list[ReadmeChunk],
 ) -> list[SftSample]:
-    """Instruction, input, content samples, split by repository, also written as a HF dataset and Alpaca JSON."""
+    """Instruction, input, content samples, split by repository, deduplicated, written as a HF dataset,
+    Alpaca JSON and chat JSONL with a dataset card; instructions from the template or an OpenAI-compatible model."""
+    if config.instructions not in ("template", "openai"):
+        raise ValueError(f"sft_dataset config instructions={config.instructions!r}: choose template or openai")
     dataset_config = DatasetConfig(
         test_fraction=config.test_fraction, seed=config.seed, max_section_chars=config.max_section_chars
     )
@@ -91,8 +103,24 @@ def sft_dataset(
     skipped = [_skipped_from(message) for message in messages if message.startswith("skipped ")]
     for message in messages:
         (context.log.debug if message.startswith("skipped ") else context.log.info)(message)
+    samples, removed = dedupe_samples(samples, config.dedupe_threshold)  # before paying for instructions
+    usage = {}
+    if config.instructions == "openai":
+        samples, failed, usage = _openai_instructions(context, openai, samples, artifacts)
+        skipped += failed
     fail_past_skip_share("sft_dataset", skipped, len(samples), config.max_skipped_share)
-    written = write_sft_dataset(samples, artifacts.path("sft"))
+    public = load_public_samples(config.public_dataset, config.public_dataset_size) if config.public_dataset else []
+    provenance = {
+        "generator": f"openai:{SETTINGS.openai_model}" if config.instructions == "openai" else "template",
+        "sources": dict(Counter(r.source for r in raw_readmes)), "duplicates_removed": removed,
+        "dedupe_threshold": config.dedupe_threshold, "split": {"test_fraction": config.test_fraction, "seed": config.seed},
+        "public_dataset": config.public_dataset, "public_samples": len(public),
+    }
+    samples = samples + public
+    written = write_sft_dataset(samples, artifacts.path("sft"), provenance)
+    if SETTINGS.hf_token and SETTINGS.hf_dataset_repo:
+        push_dataset(written["hf_path"], SETTINGS.hf_dataset_repo, SETTINGS.hf_token.get_secret_value())
+        context.log.info(f"pushed the dataset to the Hub as {SETTINGS.hf_dataset_repo}")
     context.add_output_metadata(
         {
             "train_samples": sum(s.split == "train" for s in samples),
@@ -101,10 +129,32 @@ def sft_dataset(
             "kinds": counts_table((f"{s.split}/{s.kind}" for s in samples), "split/kind"),
             "dataset_hash": written["dataset_hash"],
             "dataset_dir": dg.MetadataValue.path(str(artifacts.path("sft"))),
+            "generator": provenance["generator"],
+            "duplicates_removed_exact": removed["exact"],
+            "duplicates_removed_near": removed["near"],
+            "public_samples": len(public),
+            "lengths": image(written["lengths_png"], "length histograms"),
+            **usage,
             **skip_metadata(skipped, len(samples)),
         }
     )
     return samples
+
+
+def _openai_instructions(context, openai: OpenAIClient, samples: list[SftSample], artifacts: LocalArtifactStore):
+    """Samples with the model's instructions, the samples it gave none (with reasons), and usage metadata."""
+    config = OpenAIInstructionsConfig(
+        model=SETTINGS.openai_model, batch_size=SETTINGS.openai_batch_size, concurrency=SETTINGS.openai_concurrency,
+        max_requests=SETTINGS.openai_max_requests, max_tokens=SETTINGS.openai_max_tokens,
+        structured_output=SETTINGS.openai_structured_output)
+    store = artifacts.path("openai_instructions")
+    with openai.get_client(context) as client:
+        try:
+            kept, failed, result = instruct_samples(client, samples, config, store, log=context.log.info)
+        except InstructionEndpointError as error:
+            raise dg.Failure(description=f"sft_dataset: {error}; finished items are kept in {store} and a re-run "
+                                         "resumes from there") from None
+    return kept, failed, {f"instructions_{key}": value for key, value in result.metadata().items()}
 
 
 def _skipped_from(message: str) -> Skipped:

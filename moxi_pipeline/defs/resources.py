@@ -1,8 +1,11 @@
 """Resources name a role; classes name the implementation."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster_openai import OpenAIResource
+from openai import OpenAI
 
 
 class LocalArtifactStore(dg.ConfigurableResource):
@@ -14,3 +17,37 @@ class LocalArtifactStore(dg.ConfigurableResource):
         path = Path(self.data_dir).joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class OpenAIClient(OpenAIResource):
+    """dagster-openai's `OpenAIResource`: `get_client(context)` hands out an `openai.OpenAI` whose
+    chat.completions.create adds `openai.<model>.calls/prompt_tokens/completion_tokens/total_tokens` to the
+    asset's metadata. This subclass sets the client's timeout and retries (the client retries 429s, 5xx and
+    timeouts with exponential backoff) and builds no client without a key, since the template backend needs none."""
+
+    timeout_s: float = 60.0
+    max_retries: int = 4
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.api_key:
+            self._client = OpenAI(api_key=self.api_key, organization=self.organization, project=self.project,
+                                  base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries)
+
+    @contextmanager
+    def get_client(self, context):
+        if not self.api_key:
+            raise dg.Failure(description="instructions=openai needs OPENAI_API_KEY (any non-empty value for a local "
+                                         "server such as vLLM or Ollama) and OPENAI_BASE_URL for a non-OpenAI endpoint")
+        with super().get_client(context) as client:
+            yield client
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self.api_key:
+            super().teardown_after_execution(context)
+
+
+def openai_client(settings) -> OpenAIClient:
+    """The key stays an EnvVar, so Dagster shows its name, never its value (`dagster dev` loads .env)."""
+    return OpenAIClient(api_key=dg.EnvVar("OPENAI_API_KEY") if settings.openai_api_key else "",
+                        base_url=settings.openai_base_url, timeout_s=settings.openai_timeout_s,
+                        max_retries=settings.openai_max_retries)
