@@ -241,3 +241,101 @@ def test_openai_instruction_validation(instruction, reason):
     item, other = item_for(samples[0]), item_for(samples[3])
     found = check_instruction(instruction, item, [item, other], OpenAIInstructionsConfig())
     assert found == reason if reason is None else found.startswith(reason)
+
+
+# --- the sft_dataset asset with instructions=openai, through dagster-openai's resource -----------------
+
+
+def _write_corpus(path: Path, n_repos: int = 4) -> Path:
+    rows = [{
+        "repo_url": f"https://github.com/octo/tool{i}", "repo": f"octo/tool{i}", "language": "Python",
+        "readme": (f"# tool{i}\n\nA command line tool number {i} that renames files in bulk, safely.\n\n"
+                   f"## Usage\n\nRun `tool{i} --help` to list the options; the entry point is `tool{i}/cli.py`.\n"),
+        "file_tree": ["pyproject.toml", f"tool{i}/__init__.py", f"tool{i}/cli.py"],
+        "key_files": [{"path": "pyproject.toml", "content": f'[project]\nname = "tool{i}"\n'}],
+    } for i in range(n_repos)]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    return path
+
+
+def _materialize(tmp_path, openai_resource, instructions: str = "openai"):
+    import dagster as dg
+
+    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+    from moxi_pipeline.defs.resources import LocalArtifactStore
+
+    data_dir = str(tmp_path / "data")
+    corpus = _write_corpus(tmp_path / "corpus.jsonl")
+    return dg.materialize(
+        [data_assets.raw_readmes, data_assets.readme_chunks, data_assets.sft_dataset],
+        resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": LocalArtifactStore(data_dir=data_dir),
+                   "openai": openai_resource},
+        run_config={"ops": {"raw_readmes": {"config": {"source": "jsonl", "path": str(corpus)}},
+                            "sft_dataset": {"config": {"instructions": instructions, "test_fraction": 0.25}}}},
+        raise_on_error=False,
+    )
+
+
+def _resource(monkeypatch, fake):
+    from moxi_pipeline.defs.resources import openai_client
+    from moxi_pipeline.settings import load_settings
+
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)  # the resource reads it as a Dagster EnvVar, as in production
+    return openai_client(load_settings({"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake.base_url,
+                                        "MOXI_OPENAI_MAX_RETRIES": "1", "MOXI_OPENAI_TIMEOUT_S": "2"}))
+
+
+def _everything_written(result, tmp_path) -> str:
+    from dagster._serdes import serialize_value
+
+    events = "\n".join(serialize_value(event) for event in result.all_events)
+    files = "\n".join(path.read_bytes().decode("utf-8", "replace") for path in (tmp_path / "data").rglob("*")
+                      if path.is_file() and path.suffix != ".arrow")
+    arrow = b"".join(path.read_bytes() for path in (tmp_path / "data").rglob("*.arrow"))
+    return events + files + arrow.decode("utf-8", "replace")
+
+
+def test_openai_sft_dataset_asset_records_usage_and_resumes_for_free(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    with FakeOpenAI() as fake:
+        result = _materialize(tmp_path, _resource(monkeypatch, fake))
+        assert result.success
+        first_requests = len(fake.requests)
+        again = _materialize(tmp_path, _resource(monkeypatch, fake))
+        assert again.success and len(fake.requests) == first_requests  # the re-run paid for nothing
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("sft_dataset")[0].metadata.items()}
+    samples = json.loads((tmp_path / "data" / "sft" / "training_dataset.json").read_text())
+    samples += json.loads((tmp_path / "data" / "sft" / "test_dataset.json").read_text())
+    assert len(samples) == 4 and first_requests == 2  # one About sample per repository (short READMEs are one chunk), 3 + 1
+    assert {s["instruction"] for s in samples} == {valid_instruction({"section": s["section"], "repo": s["repo"]})
+                                                    for s in samples}
+    assert metadata["generator"] == "openai:gpt-4o-mini"
+    assert (metadata["instructions_requests"], metadata["instructions_failures"], metadata["skipped"]) == (2, 0, 0)
+    assert metadata["instructions_prompt_tokens"] == metadata["openai.gpt-4o-mini.prompt_tokens"] == 2 * PROMPT_TOKENS
+    assert metadata["openai.gpt-4o-mini.calls"] == 2  # dagster-openai's own count, from the wrapped client
+    again_metadata = again.asset_materializations_for_node("sft_dataset")[0].metadata
+    assert (again_metadata["instructions_resumed"].value, again_metadata["instructions_requests"].value) == (4, 0)
+    assert set(fake.auth_headers) == {f"Bearer {API_KEY}"}
+    written = _everything_written(result, tmp_path) + caplog.text
+    assert API_KEY not in written and "gpt-4o-mini" in written
+
+
+def test_openai_failing_endpoint_fails_the_asset_with_a_clear_message(tmp_path, monkeypatch):
+    with FakeOpenAI(default="500") as fake:
+        result = _materialize(tmp_path, _resource(monkeypatch, fake))
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(f"sft_dataset: instruction endpoint {fake.base_url}/ (model gpt-4o-mini) failed: HTTP 500")
+    assert "a re-run resumes from there" in description
+    assert not (tmp_path / "data" / "sft" / "training_dataset.json").exists()  # no silent fallback to the template
+    assert API_KEY not in _everything_written(result, tmp_path)
+
+
+def test_openai_backend_without_a_key_fails_naming_the_variable(tmp_path):
+    from moxi_pipeline.defs.resources import OpenAIClient
+
+    result = _materialize(tmp_path, OpenAIClient(api_key=""))
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert "instructions=openai needs OPENAI_API_KEY" in failure.step_failure_data.user_failure_data.description
