@@ -3,7 +3,8 @@
 `TemplateInstructions` is the deterministic offline generator: the wording depends on the section's
 kind (installation, usage, ...) and the repository's project type, and a hash of
 (repo_url, chunk_index) picks one of a few phrasings so the model does not learn a single sentence.
-An OpenAI-compatible generator can implement the same `InstructionGenerator` protocol later.
+Instructions from an OpenAI-compatible model live in `instructions_openai.py`; `sft_dataset` uses them
+in place of these when configured with `instructions: openai`.
 
 Section samples for the model-written sections (about, features, usage) use the fixed per-section
 instructions of `prompts.SECTION_INSTRUCTIONS` instead, so train and inference see the same words.

@@ -231,12 +231,13 @@ class _Store:
     """cache.jsonl (request key -> reply) and progress.jsonl (item key -> instruction or failure), appended
     line by line as results arrive; a line cut short by a kill is ignored on reading."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self, folder: Path, model: str):
+        self.folder, self.model = Path(folder), model
         self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
         self.cache = {row["key"]: row for row in self._read(CACHE_FILE)}
-        self.done = {row["item"]: row["instruction"] for row in self._read(PROGRESS_FILE) if "instruction" in row}
+        self.done = {row["item"]: row["instruction"] for row in self._read(PROGRESS_FILE)
+                     if "instruction" in row and row.get("model") == model}  # another model's answers are not ours
 
     def _read(self, name: str) -> list[dict]:
         path, rows = self.folder / name, []
@@ -325,8 +326,8 @@ class _Run:
             else:
                 self.result.failures[item.key] = reason or "unknown"
         if not (reason or "").startswith(BUDGET_REASON):  # a budget stop is no verdict: the next run asks
-            self.store.append(PROGRESS_FILE, {"item": item.key, "instruction": instruction} if instruction is not None
-                              else {"item": item.key, "failure": reason})
+            outcome = {"instruction": instruction} if instruction is not None else {"failure": reason}
+            self.store.append(PROGRESS_FILE, {"item": item.key, "model": self.config.model, **outcome})
 
     def run_batch(self, batch: list[InstructionItem]) -> None:
         pending = list(batch)
@@ -385,7 +386,7 @@ def generate_instructions(client, items: list[InstructionItem], config: OpenAIIn
     """An instruction or a failure reason for every item. Raises InstructionEndpointError when the
     endpoint fails; everything finished before that is already in `store_dir` for the next run."""
     report = log or (lambda message: None)
-    store = _Store(store_dir)
+    store = _Store(store_dir, config.model)
     run = _Run(client, config, store, report)
     unique = list({item.key: item for item in items}.values())
     todo = []

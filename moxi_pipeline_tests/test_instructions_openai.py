@@ -83,6 +83,16 @@ def test_openai_rerun_pays_nothing_progress_or_cache_alone(tmp_path):
     assert [s.instruction for s in third_kept] == [s.instruction for s in second_kept] == [expected(s) for s in samples]
 
 
+def test_openai_another_model_is_asked_again(tmp_path):
+    # progress and cache belong to a model: switching models must not reuse the old model's instructions
+    samples = make_samples(3)
+    with FakeOpenAI() as fake:
+        run(fake, tmp_path, samples)
+        _, _, result = run(fake, tmp_path, samples, model="llama3.1")
+        assert [body["model"] for body in fake.requests] == ["gpt-4o-mini", "llama3.1"]
+    assert (result.resumed, result.cache_hits, result.requests) == (0, 0, 1)
+
+
 KILL_SCRIPT = """
 import openai, sys
 from pathlib import Path
