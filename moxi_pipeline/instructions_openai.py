@@ -242,16 +242,19 @@ class _Store:
     def _read(self, name: str) -> list[dict]:
         path, rows = self.folder / name, []
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                self.append(name, None)  # end a cut-short line, so the next row starts on its own line
+            for line in text.splitlines():
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # the half-written last line of a killed run; its request is simply asked again
         return rows
 
-    def append(self, name: str, row: dict) -> None:
+    def append(self, name: str, row: dict | None) -> None:
         with self.lock, (self.folder / name).open("a", encoding="utf-8") as out:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(("" if row is None else json.dumps(row, ensure_ascii=False)) + "\n")
 
 
 class _BudgetReached(Exception):

@@ -37,6 +37,7 @@ class FakeOpenAI:
         self.script, self.default, self.stall_s = list(script or []), default, stall_s
         self.requests: list[dict] = []  # every request body, in arrival order
         self.auth_headers: list[str] = []
+        self.in_flight = self.max_in_flight = 0  # requests being answered at once, and the most seen
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -94,7 +95,14 @@ class FakeOpenAI:
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 auth = self.headers.get("Authorization", "")
-                status, payload = fake.reply(fake.next_action(body, auth), body, auth)
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    status, payload = fake.reply(fake.next_action(body, auth), body, auth)
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
                 self._send(status, payload)
 
             def _send(self, status: int, payload: dict):

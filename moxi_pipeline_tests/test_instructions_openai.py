@@ -83,6 +83,27 @@ def test_openai_rerun_pays_nothing_progress_or_cache_alone(tmp_path):
     assert [s.instruction for s in third_kept] == [s.instruction for s in second_kept] == [expected(s) for s in samples]
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_openai_concurrency_caps_requests_in_flight(tmp_path, concurrency):
+    # every answer takes 0.2 s, so 6 batches would all overlap without the cap
+    with FakeOpenAI(default="stall", stall_s=0.2) as fake:
+        kept, _, _ = run(fake, tmp_path, make_samples(18), concurrency=concurrency)
+    assert (len(fake.requests), fake.max_in_flight, len(kept)) == (6, concurrency, 18)
+
+
+def test_openai_half_written_lines_of_a_killed_run_are_ignored(tmp_path):
+    samples = make_samples(6)
+    with FakeOpenAI() as fake:
+        run(fake, tmp_path, samples)
+        for name in (CACHE_FILE, PROGRESS_FILE):
+            with (tmp_path / "store" / name).open("a") as out:
+                out.write('{"item": "abc", "instr')  # a write cut short by the kill
+        kept, _, result = run(fake, tmp_path, make_samples(9))  # three new items: one request
+        assert (len(fake.requests), len(kept), result.resumed) == (3, 9, 6)
+        kept, _, result = run(fake, tmp_path, make_samples(9))  # what followed the cut line was kept too
+        assert (len(fake.requests), len(kept), result.resumed) == (3, 9, 9)
+
+
 def test_openai_another_model_is_asked_again(tmp_path):
     # progress and cache belong to a model: switching models must not reuse the old model's instructions
     samples = make_samples(3)
@@ -307,7 +328,8 @@ def _everything_written(result, tmp_path) -> str:
 
 
 def test_openai_sft_dataset_asset_records_usage_and_resumes_for_free(tmp_path, monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG)
+    for logger in ("openai", "httpx", "httpx2", "httpcore", "dagster"):  # not root: markdown-it's debug log is huge
+        caplog.set_level(logging.DEBUG, logger=logger)
     with FakeOpenAI() as fake:
         result = _materialize(tmp_path, _resource(monkeypatch, fake))
         assert result.success
