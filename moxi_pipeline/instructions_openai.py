@@ -232,7 +232,7 @@ class _Store:
     line by line as results arrive; a line cut short by a kill is ignored on reading."""
 
     def __init__(self, folder: Path, model: str):
-        self.folder, self.model = Path(folder), model
+        self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
         self.cache = {row["key"]: row for row in self._read(CACHE_FILE)}
@@ -262,8 +262,8 @@ class _BudgetReached(Exception):
 
 
 class _Run:
-    def __init__(self, client, config: OpenAIInstructionsConfig, store: _Store, log: Callable[[str], None]):
-        self.client, self.config, self.store, self.log = client, config, store, log
+    def __init__(self, client, config: OpenAIInstructionsConfig, store: _Store):
+        self.client, self.config, self.store = client, config, store
         self.result = InstructionsResult()
         self.lock = threading.Lock()
         self.stop: BaseException | None = None  # the first endpoint error; no new request after it
@@ -333,7 +333,6 @@ class _Run:
             self.store.append(PROGRESS_FILE, {"item": item.key, "model": self.config.model, **outcome})
 
     def run_batch(self, batch: list[InstructionItem]) -> None:
-        pending = list(batch)
         try:
             if self.stop is not None:
                 return
@@ -390,7 +389,7 @@ def generate_instructions(client, items: list[InstructionItem], config: OpenAIIn
     endpoint fails; everything finished before that is already in `store_dir` for the next run."""
     report = log or (lambda message: None)
     store = _Store(store_dir, config.model)
-    run = _Run(client, config, store, report)
+    run = _Run(client, config, store)
     unique = list({item.key: item for item in items}.values())
     todo = []
     for item in unique:
