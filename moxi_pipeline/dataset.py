@@ -15,6 +15,10 @@ of a generation:
 The model therefore learns the prose of real READMEs, not their furniture: a run on real GitHub
 READMEs without this learned badges and links and invented more of them.
 
+With `instructions: openai`, the `sft_dataset` asset swaps each sample's instruction for one an
+OpenAI-compatible model wrote for it (`instructions_openai.py`), after `assembly.dedupe_samples` has
+removed duplicate answers; the prompt otherwise stays the one inference uses.
+
 The split is by repository (hash of seed + repo_url), so no repository is in both train and test:
 test-split samples give eval loss, and the test repositories are the ones eval writes READMEs for.
 """
