@@ -22,6 +22,7 @@ they print as '**********' and never reach logs or metadata by accident:
     MOXI_GITHUB_TIMEOUT_S=30        seconds one call may take
     MOXI_GITHUB_MAX_FAILED_SHARE=0.2   raw_readmes fails when more of the GitHub repositories fail
     MOXI_COLLECT_CRON=0 3 * * 1     when the re-collect schedule runs (weekly, Monday 03:00)
+    MOXI_TEST_MONGODB_URI=          tests only: run the MongoDB tests against this server, not nx-27017
     MONGODB_URI=                    set to persist record assets to MongoDB (secret: it may hold a password)
     MONGODB_DB_NAME=moxi            the MongoDB database
     MOXI_S3_BUCKET=                 set to publish artifacts to S3 (credentials: boto3's AWS_* chain)
@@ -106,6 +107,7 @@ class Settings(BaseSettings):
     github_timeout_s: float = Field(default=30.0, gt=0)
     github_max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0)
     collect_cron: str = Field(default="0 3 * * 1", pattern=r"^\S+( \S+){4}$")
+    test_mongodb_uri: SecretStr | None = None  # read by the test suite only: a real MongoDB instead of nx-27017
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
