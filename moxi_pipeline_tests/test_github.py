@@ -276,3 +276,50 @@ def test_raw_readmes_fails_past_the_failed_share_but_keeps_the_state_it_got(tmp_
     assert failure.step_failure_data.user_failure_data.description.startswith(
         "raw_readmes (github) skipped 2 of 4 items (50%), over max_skipped_share=0.25; most common: 2 x head commit")
     assert sorted(load_state(tmp_path / "data")) == ["https://github.com/owner0/repo0", "https://github.com/owner1/repo1"]
+
+
+# --- the schedule and the CLI --------------------------------------------------------------------------------
+
+def test_the_recollect_schedule_runs_the_collect_job_on_the_configured_cron():
+    from moxi_pipeline.defs.jobs import recollect_schedule
+
+    assert (recollect_schedule.cron_schedule, recollect_schedule.job_name) == ("0 3 * * 1", "collect_job")
+    [request] = recollect_schedule.evaluate_tick(dg.build_schedule_context()).run_requests
+    assert request.job_name in (None, "collect_job")
+    with pytest.raises(ValueError, match="MOXI_COLLECT_CRON='weekly': String should match pattern"):
+        load_settings({"MOXI_COLLECT_CRON": "weekly"})
+
+
+def test_moxi_analyze_prints_a_github_repository_and_a_local_one_the_same_way(tmp_path, monkeypatch, capsys):
+    from moxi_pipeline.cli import main
+
+    with FakeGitHub({"Octo/Hello": FakeRepo(readme="# Hello\n", files=PY_FILES)}) as fake:
+        monkeypatch.setenv("MOXI_GITHUB_API_URL", fake.url)
+        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+        assert main(["analyze", "https://github.com/octo/hello"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    for path, content in PY_FILES.items():
+        (tmp_path / "hello" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "hello" / path).write_bytes(content.encode() if isinstance(content, str) else content)
+    (tmp_path / "hello" / "README.md").write_text("# Hello\n")
+    assert main(["analyze", str(tmp_path / "hello")]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert (remote["repo_url"], remote["readme_path"], remote["readme_chars"], remote["license"]) == (
+        "https://github.com/Octo/Hello", "README.md", 8, "MIT")
+    same = ("language", "project_type", "readme_path", "readme_chars", "file_tree", "key_files")
+    assert {k: remote[k] for k in same} == {k: local[k] for k in same}
+    assert remote["project_type"] == "python_cli" and TOKEN not in json.dumps(remote)
+
+
+def test_moxi_generate_writes_a_readme_for_a_github_repository_without_one(tmp_path, monkeypatch, capsys, tiny_model_dir):
+    import shutil
+
+    from moxi_pipeline.cli import main
+
+    monkeypatch.setenv("MOXI_DATA_DIR", str(tmp_path / "data"))
+    shutil.copytree(tiny_model_dir, tmp_path / "data" / "models" / "base_model")
+    with FakeGitHub({"octo/hello": FakeRepo(readme=None, files=PY_FILES)}) as fake:
+        monkeypatch.setenv("MOXI_GITHUB_API_URL", fake.url)
+        assert main(["generate", "https://github.com/octo/hello", "--adapter", "none", "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert text.startswith("# hello") and "pip install" in text

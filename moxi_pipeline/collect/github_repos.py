@@ -38,7 +38,7 @@ from moxi_pipeline.collect.local import LINK_MARKER, MAX_README_BYTES, SKIPPED_D
 from moxi_pipeline.collect.project_type import detect_project_type
 from moxi_pipeline.collect.result import Skipped, describe_validation_error
 from moxi_pipeline.collect.urls import owner_and_name, repo_key
-from moxi_pipeline.records import GitHubInfo, KeyFile, RepoRecord
+from moxi_pipeline.records import GitHubInfo, KeyFile, RepoRecord, SampleInput
 from moxi_pipeline.storage.local import LocalStore
 
 _STATUS_REASONS = {
@@ -141,16 +141,46 @@ def _get_ok(client: GitHubClient, path: str, kind: str, what: str, **params) -> 
     return reply.data
 
 
-def fetch_record(client: GitHubClient, owner: str, name: str, sha: str) -> RepoRecord:
-    """The record of `owner/name` at commit `sha` (calls 2-5 of the module docstring)."""
+@dataclass(frozen=True)
+class RemoteRepo:
+    """One repository as the API shows it, README or not: what `moxi analyze` prints and `moxi generate` reads."""
+
+    repo_url: str
+    owner: str
+    repo: str
+    readme: str | None
+    file_tree: tuple[str, ...]
+    key_files: tuple[KeyFile, ...]
+    language: str | None
+    license: str | None
+    project_type: str
+    github: GitHubInfo
+
+    def sample_input(self) -> SampleInput:
+        return SampleInput(file_tree=self.file_tree, project_type=self.project_type, key_files=self.key_files)
+
+
+def _readme(client: GitHubClient, base: str, need_readme: bool) -> tuple[str | None, str | None]:
+    reply = client.get(f"{base}/readme", kind="readme")
+    if reply.status == 404 and not need_readme:
+        return None, None
+    if reply.status == 404:
+        raise RepoFailed("no README")
+    if reply.status != 200 or not isinstance(reply.data, dict):
+        raise RepoFailed(_status_reason("README", reply.status))
+    try:
+        return decode_readme(reply.data)
+    except RepoFailed:
+        if need_readme:
+            raise
+        return str(reply.data.get("path") or "README"), None
+
+
+def fetch_repository(client: GitHubClient, owner: str, name: str, sha: str, need_readme: bool = True) -> RemoteRepo:
+    """`owner/name` at commit `sha` (calls 2-5 of the module docstring); without `need_readme` a README may be missing."""
     base = f"/repos/{quote(owner)}/{quote(name)}"
     meta = _get_ok(client, base, "repo", "repository")
-    readme_reply = client.get(f"{base}/readme", kind="readme")
-    if readme_reply.status == 404:
-        raise RepoFailed("no README")
-    if readme_reply.status != 200 or not isinstance(readme_reply.data, dict):
-        raise RepoFailed(_status_reason("README", readme_reply.status))
-    readme_path, readme = decode_readme(readme_reply.data)
+    readme_path, readme = _readme(client, base, need_readme)
     tree = _get_ok(client, f"{base}/git/trees/{sha}", "tree", "tree", recursive="1")
     file_tree = tree_paths(tree.get("tree") or [])
     full_owner, _, full_name = str(meta.get("full_name") or f"{owner}/{name}").partition("/")
@@ -162,12 +192,32 @@ def fetch_record(client: GitHubClient, owner: str, name: str, sha: str) -> RepoR
         tree_truncated=bool(tree.get("truncated")),
     )
     language = meta.get("language")
-    return RepoRecord(
+    return RemoteRepo(
         repo_url=f"https://github.com/{full_owner}/{full_name}", owner=full_owner, repo=full_name, readme=readme,
         file_tree=file_tree, key_files=key_files, language=language,
         license=None if license_id in (None, "NOASSERTION") else license_id,
-        project_type=detect_project_type(file_tree, key_files, language), source="github", github=info,
+        project_type=detect_project_type(file_tree, key_files, language), github=info,
     )
+
+
+def fetch_record(client: GitHubClient, owner: str, name: str, sha: str) -> RepoRecord:
+    """The `readme_samples` record of `owner/name` at commit `sha`; `RepoFailed` without a usable README."""
+    repo = fetch_repository(client, owner, name, sha)
+    fields = {k: getattr(repo, k) for k in ("repo_url", "owner", "repo", "readme", "file_tree", "key_files", "language",
+                                           "license", "project_type", "github")}
+    return RepoRecord(**fields, source="github")
+
+
+def analyze_github(client: GitHubClient, url: str) -> RemoteRepo:
+    """One repository by URL, for `moxi analyze` and `moxi generate`; ValueError naming the URL when it fails."""
+    owner, name = owner_and_name(url)
+    if not owner:
+        raise ValueError(f"{url!r} is not a GitHub repository URL (https://github.com/<owner>/<repo>)")
+    try:
+        sha, _ = _head(client, f"/repos/{quote(owner)}/{quote(name)}", None)
+        return fetch_repository(client, owner, name, sha, need_readme=False)
+    except (RepoFailed, GitHubError) as error:
+        raise ValueError(f"{url}: {error}") from None
 
 
 def collect_repository(client: GitHubClient, url: str, previous: dict | None) -> tuple[RepoRecord | Skipped, dict | None, bool]:
