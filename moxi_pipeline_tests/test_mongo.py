@@ -146,3 +146,25 @@ def test_mongo_io_manager_materializes_raw_readmes_and_chunks_and_a_rerun_duplic
     meta = runs[1].asset_materializations_for_node("raw_readmes")[0].metadata
     assert (meta["mongodb_collection"].value, meta["mongodb_inserted"].value, meta["mongodb_replaced"].value) == (
         f"{db_name}.readme_samples", 0, 3)
+
+
+def test_moxi_migrate_loads_a_collection_file_into_mongo_once_however_often_it_runs(tmp_path, mongo_uri, monkeypatch, capsys):
+    from moxi_pipeline.cli import main
+
+    db_name = f"moxi_test_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DB_NAME", db_name)
+    # the seed's awesome_readme_clean.json: a JSON list, no key_files, a GitHub license object
+    (tmp_path / "clean.json").write_text(json.dumps([
+        {**_sample(1), "license": {"spdx_id": "MIT"}}, _sample(2), {"repo_url": "https://github.com/o/empty", "readme": ""}]))
+    outputs = []
+    for _ in range(2):
+        assert main(["migrate", str(tmp_path / "clean.json")]) == 0
+        outputs.append(capsys.readouterr().out)
+    with MongoStore(mongo_uri, db_name) as store:
+        rows = store.read_records("readme_samples")
+        store._client.drop_database(db_name)
+    assert outputs == [f"{db_name}.readme_samples: 2 records (2 new, 0 replaced), 1 skipped\n",
+                       f"{db_name}.readme_samples: 2 records (0 new, 2 replaced), 1 skipped\n"]
+    assert [(r["repo_url"], r["license"], r["source"]) for r in rows] == [
+        ("https://github.com/o/r1", "MIT", "jsonl"), ("https://github.com/o/r2", None, "jsonl")]
