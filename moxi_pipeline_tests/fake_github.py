@@ -14,6 +14,9 @@ Endpoints, answered as api.github.com answers them:
 - GET /repos/{o}/{r}/git/trees/{sha}?recursive=1   {"sha", "tree": [{"path", "mode", "type"}], "truncated"}
 - GET /repos/{o}/{r}/contents/{path}?ref=      one file, base64
 - GET /raw/{name}                              an awesome list's markdown (`lists`), as raw.githubusercontent serves it
+- POST /graphql                                `repository(owner:, name:)` with its metadata and aliased
+                                               `fN: object(expression: $eN) { ... on Blob { text isBinary } }`;
+                                               401 without a token, as GitHub answers
 Every answer carries X-RateLimit-Limit/Remaining/Reset. Requests are recorded with their headers.
 
 Faults (`fail(path, *faults)`, consumed one per request to that exact path, in order):
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,6 +126,40 @@ class FakeGitHub:
         return _json(404, {"message": "Not Found"})
 
 
+_BLOB_ALIAS = re.compile(r"(f\d+): object\(expression: \$(e\d+)\)")
+
+
+def _graphql(fake: FakeGitHub, body: dict, headers) -> tuple[int, dict, bytes]:
+    if not headers.get("Authorization"):
+        return _json(401, {"message": "This endpoint requires you to be authenticated."})
+    variables = body.get("variables") or {}
+    key = f"{variables.get('owner')}/{variables.get('name')}".lower()
+    if key not in fake.repos or fake.repos[key][1].private:
+        return _json(200, {"data": {"repository": None}, "errors": [{"type": "NOT_FOUND", "message": f"Could not resolve to a Repository with the name '{key}'."}]})
+    full_name, repo = fake.repos[key]
+    meta = _metadata(full_name, repo)
+    answer = {
+        "nameWithOwner": full_name, "stargazerCount": repo.stars, "description": repo.description,
+        "pushedAt": meta["pushed_at"], "primaryLanguage": {"name": repo.language} if repo.language else None,
+        "licenseInfo": {"spdxId": repo.license} if repo.license else None, "defaultBranchRef": {"name": "main"},
+        "repositoryTopics": {"nodes": [{"topic": {"name": t}} for t in repo.topics]},
+    }
+    for alias, variable in _BLOB_ALIAS.findall(str(body.get("query"))):
+        _, _, path = str(variables.get(variable, "")).partition(":")
+        data = repo.files.get(path)
+        if data is None:
+            answer[alias] = None
+            continue
+        raw = data.encode() if isinstance(data, str) else data
+        binary = b"\0" in raw
+        try:
+            text = None if binary else raw.decode("utf-8")
+        except UnicodeDecodeError:
+            binary, text = True, None
+        answer[alias] = {"text": text, "isBinary": binary}
+    return _json(200, {"data": {"repository": answer}})
+
+
 def _json(status: int, body: object, headers: dict | None = None) -> tuple[int, dict, bytes]:
     return status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, json.dumps(body).encode()
 
@@ -168,6 +206,13 @@ def _handler(fake: FakeGitHub):
             pass
 
         def do_GET(self) -> None:
+            self._answer(lambda split: fake.answer(split.path, parse_qs(split.query), self.headers))
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            self._answer(lambda split: _graphql(fake, body, self.headers) if split.path == "/graphql" else _json(404, {}))
+
+        def _answer(self, respond) -> None:
             split = urlsplit(self.path)
             with fake._lock:
                 fake.requests.append((self.path, dict(self.headers)))
@@ -175,7 +220,7 @@ def _handler(fake: FakeGitHub):
             if fake.latency_s:
                 time.sleep(fake.latency_s)
             fault = fake.next_fault(split.path)
-            status, headers, body = _fault(fault, fake) if fault else fake.answer(split.path, parse_qs(split.query), self.headers)
+            status, headers, body = _fault(fault, fake) if fault else respond(split)
             self._send(status, headers, body)
 
         def _send(self, status: int, headers: dict, body: bytes) -> None:

@@ -109,6 +109,16 @@ def test_a_repository_becomes_a_record_with_metadata_tree_and_key_files():
         7, ("cli", "demo"), "main", "readme.rst", True, "a" * 40)
 
 
+def test_graphql_and_rest_give_the_same_record():
+    files = {**PY_FILES, "setup.cfg": b"\xff\xfe not utf-8", "Makefile": b"bin\0ary"}
+    records = []
+    for token in (TOKEN, None):
+        with FakeGitHub({"Octo/Hello": FakeRepo(files=files, topics=("x",))}) as fake:
+            records.append(collect_github(_client(fake, token=token), ["https://github.com/octo/hello"]).records)
+    assert records[0] == records[1] and len(records[0]) == 1
+    assert [k.path for k in records[0][0].key_files] == ["pyproject.toml", "hello/cli.py", "hello/__init__.py"]
+
+
 @pytest.mark.parametrize(("repo", "reason"), [
     (None, "head commit: not found (404): deleted, renamed away or private"),
     (FakeRepo(private=True), "head commit: not found (404): deleted, renamed away or private"),
@@ -134,18 +144,20 @@ def test_rate_limits_server_errors_stalls_and_malformed_json_are_retried_until_i
     slept: list[float] = []
     with FakeGitHub({"o/r": FakeRepo(files=PY_FILES)}, stall_s=1.5) as fake:
         fake.fail("/repos/o/r/readme", "429", "403-secondary", "502", "503", "stall", "malformed")
+        fake.fail("/graphql", "500", "malformed")
         client = _client(fake, slept)
         run = collect_github(client, ["https://github.com/o/r"])
     assert [r.repo_url for r in run.records] == ["https://github.com/o/r"] and run.skipped == []
-    assert client.calls["readme"] == 7  # six faults, then the answer
-    assert client.retries == 6
+    assert [k.path for k in run.records[0].key_files] == ["pyproject.toml", "hello/cli.py", "hello/__init__.py"]
+    assert (client.calls["readme"], client.calls["graphql"]) == (7, 3)  # the faults, then the answer
+    assert client.retries == 8
     assert slept[:2] == [2.0, 3.0]  # Retry-After of the 429, then of the secondary limit
 
 
 def test_a_spent_primary_rate_limit_waits_until_the_reset():
     slept: list[float] = []
     with FakeGitHub({"o/r": FakeRepo()}) as fake:
-        fake.fail("/repos/o/r", "403-primary")
+        fake.fail("/repos/o/r/readme", "403-primary")
         run = collect_github(_client(fake, slept), ["https://github.com/o/r"])
     assert len(run.records) == 1
     assert len(slept) == 1 and 4.0 <= slept[0] <= 7.0  # X-RateLimit-Reset is 5 s ahead, plus 1 s of margin
@@ -174,19 +186,25 @@ def test_a_rate_limit_wait_past_max_wait_s_fails_the_call_instead_of_sleeping():
 
 # --- concurrency, incremental re-runs, call counts -----------------------------------------------------------
 
-def test_every_repository_is_collected_exactly_once_in_input_order_and_an_unchanged_rerun_costs_one_call_each():
+@pytest.mark.parametrize(("token", "calls"), [
+    # with a token: head commit, README, tree, then metadata and key files in one GraphQL call
+    (TOKEN, {"commit": 12, "readme": 12, "tree": 12, "graphql": 12}),
+    # without (GitHub's GraphQL needs one): metadata and each key file (here main.go) over REST
+    (None, {"commit": 12, "readme": 12, "tree": 12, "repo": 12, "contents": 12}),
+])
+def test_every_repository_is_collected_exactly_once_in_input_order_and_an_unchanged_rerun_costs_one_call_each(token, calls):
     repos = _repos(12)
     urls = [f"https://github.com/{name}" for name in repos]
     with FakeGitHub(repos, latency_s=0.01) as fake:
-        first_client = _client(fake)
+        first_client = _client(fake, token=token)
         first = collect_github(first_client, urls, concurrency=4)
         assert [r.repo_url for r in first.records] == urls
         for name in repos:
             assert len(fake.paths(f"/repos/{name}/readme")) == 1
-        # commit, repo, readme, tree, one key file (main.go) per repository
-        assert dict(first_client.calls) == {"commit": 12, "repo": 12, "readme": 12, "tree": 12, "contents": 12}
+        assert dict(first_client.calls) == calls
+        assert [k.path for k in first.records[0].key_files] == ["main.go"]
         fake.requests.clear()
-        again_client = _client(fake)
+        again_client = _client(fake, token=token)
         again = collect_github(again_client, urls, state=first.state, concurrency=4)
         assert dict(again_client.calls) == {"commit": 12}  # a 304 each: no README, tree or contents call
         assert all(h.get("If-None-Match") for _, h in fake.requests)
@@ -255,7 +273,8 @@ def test_raw_readmes_collects_from_github_counts_calls_and_never_stores_or_logs_
         assert result.success
         assert {h.get("Authorization") for _, h in fake.requests} == {f"Bearer {TOKEN}"}  # it was used
         metadata = result.asset_materializations_for_node("raw_readmes")[0].metadata
-        assert (metadata["repositories"].value, metadata["api_calls"].value, metadata["api_retries"].value) == (3, 16, 1)
+        # 4 calls per repository, plus the retry of the 502
+        assert (metadata["repositories"].value, metadata["api_calls"].value, metadata["api_retries"].value) == (3, 13, 1)
         rerun = _materialize(tmp_path, fake, monkeypatch)
     rerun_metadata = rerun.asset_materializations_for_node("raw_readmes")[0].metadata
     assert (rerun_metadata["github_repositories_unchanged"].value, rerun_metadata["api_calls"].value) == (3, 3)

@@ -19,6 +19,7 @@ What it does for every call:
 - Conditional requests: pass the ETag of an earlier reply and a 304 comes back as `Reply(304, None)`;
   GitHub does not count a 304 against the rate limit.
 - Counting: every HTTP request sent, retries included, is counted by `kind`, thread-safely.
+- GraphQL (`graphql`): one POST that can replace several REST calls; GitHub answers it only with a token.
 
 Answers a caller must handle (404, 409, 451 ...) come back as a Reply; only what could not be got
 after the retries raises `GitHubError`, whose message names the path and the cause.
@@ -92,18 +93,38 @@ class GitHubClient:
             headers["If-None-Match"] = etag
         return headers
 
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    @property
+    def graphql_url(self) -> str:
+        """https://api.github.com/graphql; GitHub Enterprise: https://host/api/v3 -> https://host/api/graphql."""
+        if self.api_url.endswith("/api/v3"):
+            return self.api_url[: -len("/v3")] + "/graphql"
+        return self.api_url + "/graphql"
+
+    def graphql(self, query: str, variables: dict, *, kind: str = "graphql") -> dict:
+        """The `data` of a GraphQL answer (GitHub's GraphQL API needs a token); GitHubError when there is none."""
+        reply = self.get(self.graphql_url, kind=kind, method="POST", body={"query": query, "variables": variables})
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if reply.status != 200 or data.get("data") is None:
+            errors = "; ".join(str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict))
+            raise GitHubError(f"POST {urlsplit(self.graphql_url).path}: status {reply.status}: {errors or 'no data'}")
+        return data["data"]
+
     def get(self, path: str, *, kind: str = "other", etag: str | None = None, accept: str = JSON_ACCEPT,
-            params: dict | None = None) -> Reply:
+            params: dict | None = None, method: str = "GET", body: dict | None = None) -> Reply:
         """GET `path` (relative to the API, or a full URL); JSON parsed unless `accept` asks for raw text."""
         url = path if path.startswith(("http://", "https://")) else self.api_url + path
-        shown = urlsplit(url).path  # what error messages name
+        shown = f"{method} {urlsplit(url).path}"  # what error messages name: never the query or a header
         for attempt in range(self.max_retries + 1):
             self._wait_for_reset()
             with self._lock:
                 self.calls[kind] += 1
             try:
-                response = self._session().get(url, headers=self._headers(url, accept, etag), params=params,
-                                               timeout=self.timeout_s)
+                response = self._session().request(method, url, headers=self._headers(url, accept, etag), params=params,
+                                                   json=body, timeout=self.timeout_s)
             except (requests.Timeout, requests.ConnectionError) as error:
                 cause = f"timed out after {self.timeout_s:g}s" if isinstance(error, requests.Timeout) else "connection failed"
                 self._backoff(attempt, shown, cause)
@@ -163,7 +184,7 @@ class GitHubClient:
 
     def _wait(self, wait_s: float, attempt: int, path: str, cause: str) -> None:
         if attempt >= self.max_retries or wait_s > self.max_wait_s:
-            raise GitHubError(f"GET {path}: {cause}; gave up after {attempt + 1} attempts (next wait {wait_s:.0f}s)")
+            raise GitHubError(f"{path}: {cause}; gave up after {attempt + 1} attempts (next wait {wait_s:.0f}s)")
         with self._lock:
             self.retries += 1
         self._sleep_counted(wait_s)

@@ -1,14 +1,18 @@
 """The `github` source: repositories fetched through `GitHubClient` into `RepoRecord`s, incrementally.
 
-Per repository, in this order (calls on a first run: 4 + one per key file read):
+Per repository, in this order (a first run costs 4 calls with a token, 4 + one per key file without):
 1. `GET /repos/{o}/{r}/commits/HEAD` (bare sha, with the ETag of the last run): the default branch's
    head. A 304, or the sha the last run saw, means unchanged: the stored record is reused, so an
    unchanged re-run costs one call per repository (`If-None-Match` 304s are free of rate limit).
-2. `GET /repos/{o}/{r}`: stars, language, license, topics, default branch, pushed_at, description.
-3. `GET /repos/{o}/{r}/readme`: the README under whatever name GitHub reports, base64-decoded.
-4. `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`: the file tree; `truncated` is recorded.
-5. `GET /repos/{o}/{r}/contents/{path}?ref={sha}` for key files, by the `local` source's rule
-   (`key_files.rank_key_file_paths`, at most 6, each cut to 4000 characters; binary or non-UTF-8 passed over).
+2. `GET /repos/{o}/{r}/readme`: the README under whatever name GitHub reports, base64-decoded.
+3. `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`: the file tree; `truncated` is recorded.
+4. Metadata (stars, language, license, topics, default branch, pushed_at, description) and key files, by
+   the `local` source's rule (`key_files.rank_key_file_paths`, at most 6, each cut to 4000 characters;
+   binary or non-UTF-8 passed over):
+   - with a token, one GraphQL call: `repository {...}` plus `object(expression: "<sha>:<path>")` for the
+     best 12 candidates;
+   - without (GitHub's GraphQL needs one), `GET /repos/{o}/{r}` and `GET /repos/{o}/{r}/contents/{path}?ref={sha}`
+     per candidate until 6 are read.
 
 A repository that yields no record is a `Skipped` with its reason, and the run goes on: not found,
 forbidden or unavailable (404/403/451), empty (409, no commits), no README, a README that is binary,
@@ -176,15 +180,63 @@ def _readme(client: GitHubClient, base: str, need_readme: bool) -> tuple[str | N
         return str(reply.data.get("path") or "README"), None
 
 
+MAX_GRAPHQL_CANDIDATES = 12  # key-file candidates asked for in the one GraphQL call; the best 6 readable are kept
+_REPO_QUERY = """query($owner: String!, $name: String!%s) {
+  repository(owner: $owner, name: $name) {
+    nameWithOwner stargazerCount description pushedAt
+    primaryLanguage { name } licenseInfo { spdxId } defaultBranchRef { name }
+    repositoryTopics(first: 20) { nodes { topic { name } } }
+%s
+  }
+}"""
+
+
+def _graphql_meta_and_key_files(client: GitHubClient, owner: str, name: str, sha: str,
+                                file_tree: tuple[str, ...]) -> tuple[dict, tuple[KeyFile, ...]]:
+    """Metadata (in the REST shape) and key files in one GraphQL call, instead of 1 + up to 6 REST calls."""
+    candidates = rank_key_file_paths([p for p in file_tree if not p.endswith(LINK_MARKER)], project=name)
+    candidates = candidates[:MAX_GRAPHQL_CANDIDATES]
+    params = "".join(f", $e{i}: String!" for i in range(len(candidates)))
+    blobs = "\n".join(f"    f{i}: object(expression: $e{i}) {{ ... on Blob {{ text isBinary }} }}" for i in range(len(candidates)))
+    variables = {"owner": owner, "name": name, **{f"e{i}": f"{sha}:{path}" for i, path in enumerate(candidates)}}
+    repo = client.graphql(_REPO_QUERY % (params, blobs), variables).get("repository")
+    if not isinstance(repo, dict):
+        raise RepoFailed("repository: not found through GraphQL")
+    meta = {
+        "full_name": repo.get("nameWithOwner"), "stargazers_count": repo.get("stargazerCount"),
+        "description": repo.get("description"), "pushed_at": repo.get("pushedAt"),
+        "language": (repo.get("primaryLanguage") or {}).get("name"),
+        "license": {"spdx_id": (repo.get("licenseInfo") or {}).get("spdxId")},
+        "default_branch": (repo.get("defaultBranchRef") or {}).get("name"),
+        "topics": [n["topic"]["name"] for n in (repo.get("repositoryTopics") or {}).get("nodes") or []],
+    }
+    key_files = []
+    for i, path in enumerate(candidates):
+        blob = repo.get(f"f{i}") or {}
+        text = blob.get("text")
+        if len(key_files) < MAX_KEY_FILES and isinstance(text, str) and not blob.get("isBinary") and "\0" not in text:
+            key_files.append(KeyFile(path=path, content=text[:MAX_KEY_FILE_CHARS]))
+    return meta, tuple(key_files)
+
+
 def fetch_repository(client: GitHubClient, owner: str, name: str, sha: str, need_readme: bool = True) -> RemoteRepo:
-    """`owner/name` at commit `sha` (calls 2-5 of the module docstring); without `need_readme` a README may be missing."""
+    """`owner/name` at commit `sha`; without `need_readme` a README may be missing.
+
+    With a token: README, tree, then metadata and key files in one GraphQL call (4 calls with step 1).
+    Without one (GitHub's GraphQL needs a token): README, tree, metadata and a REST call per key file.
+    """
     base = f"/repos/{quote(owner)}/{quote(name)}"
-    meta = _get_ok(client, base, "repo", "repository")
     readme_path, readme = _readme(client, base, need_readme)
     tree = _get_ok(client, f"{base}/git/trees/{sha}", "tree", "tree", recursive="1")
     file_tree = tree_paths(tree.get("tree") or [])
+    if client.has_token:
+        meta, key_files = _graphql_meta_and_key_files(client, owner, name, sha, file_tree)
+    else:
+        meta = _get_ok(client, base, "repo", "repository")
+        key_files = None
     full_owner, _, full_name = str(meta.get("full_name") or f"{owner}/{name}").partition("/")
-    key_files = _key_files(client, base, file_tree, sha, full_name)
+    if key_files is None:
+        key_files = _key_files(client, base, file_tree, sha, full_name)
     license_id = (meta.get("license") or {}).get("spdx_id")
     info = GitHubInfo(
         stars=meta.get("stargazers_count"), topics=tuple(meta.get("topics") or ()), default_branch=meta.get("default_branch"),
