@@ -1,13 +1,12 @@
 """The concurrent GitHub collector against a sequential baseline, and an unchanged re-run, on a fake API.
 
-    .venv/bin/python benchmarks/collect.py [--records ../shared/corpus/train.jsonl] [--latency-ms 50]
-                                           [--concurrency 32] [--baseline-repos 40]
+    .venv/bin/python benchmarks/collect.py --records FILE.jsonl [--latency-ms 50] [--concurrency 32] [--baseline-repos 40]
 
 The fake GitHub API (moxi_pipeline_tests/fake_github.py, real HTTP on 127.0.0.1) serves every record of the
 records file as a repository (its README, its file tree, its key files; other files empty), answering each
 call after `--latency-ms`, as a far-away API would. One awesome list links them all. The sequential baseline
 (concurrency 1) collects the first `--baseline-repos` repositories (repos/s is a rate, so a part measures it;
-all 299 at 4 calls x 50 ms would take a minute), the concurrent collector all of them, then the re-run
+300 at 4 calls x 50 ms would take a minute), the concurrent collector all of them, then the re-run
 all of them again with the first run's state. Prints a table, then exactly:
     collect: speedup=<x> calls_per_repo=<a> rerun_calls_per_repo=<b>
 """
@@ -56,7 +55,7 @@ def timed(client: GitHubClient, urls: list[str], concurrency: int, state=None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", default=str(ROOT.parent / "shared" / "corpus" / "train.jsonl"))
+    parser.add_argument("--records", required=True, help="JSON Lines records: repo (owner/name), readme, file_tree, key_files")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--baseline-repos", type=int, default=40)
