@@ -22,7 +22,8 @@ Every answer carries X-RateLimit-Limit/Remaining/Reset. Requests are recorded wi
 Faults (`fail(path, *faults)`, consumed one per request to that exact path, in order):
 "429" (Retry-After: 2), "403-secondary" (secondary limit text, Retry-After: 3), "403-primary"
 (X-RateLimit-Remaining: 0 and a Reset 5 s ahead), "500", "502", "503", "stall" (sleeps `stall_s`
-before answering, past the client's timeout), "malformed" (a 200 with cut-off JSON), "404".
+before answering, past the client's timeout), "malformed" (a 200 with cut-off JSON), "wrong-shape"
+(a 200 with JSON of another shape), "404".
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ def _fault(fault: str, fake: FakeGitHub) -> tuple[int, dict, bytes]:
                      {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 5)})
     if fault == "malformed":
         return 200, {"Content-Type": "application/json"}, b'{"full_name": "cut off'
+    if fault == "wrong-shape":  # valid JSON of a shape GitHub never sends
+        return _json(200, {"tree": [1, 2], "content": 5})
     if fault == "404":
         return _json(404, {"message": "Not Found"})
     return _json(int(fault), {"message": "Server Error"})

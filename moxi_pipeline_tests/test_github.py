@@ -176,6 +176,14 @@ def test_a_call_that_keeps_failing_gives_up_after_max_retries_with_the_cause():
     assert client.calls["commit"] == 3
 
 
+def test_an_answer_of_an_unexpected_shape_fails_that_repository_only():
+    with FakeGitHub({"o/r": FakeRepo(), "o/s": FakeRepo()}) as fake:
+        fake.fail(f"/repos/o/r/git/trees/{'a' * 40}", "wrong-shape")
+        run = collect_github(_client(fake), ["https://github.com/o/r", "https://github.com/o/s"])
+    assert run.skipped == [Skipped("https://github.com/o/r", "unexpected answer: AttributeError: 'int' object has no attribute 'get'")]
+    assert [r.repo_url for r in run.records] == ["https://github.com/o/s"]
+
+
 def test_a_rate_limit_wait_past_max_wait_s_fails_the_call_instead_of_sleeping():
     slept: list[float] = []
     with FakeGitHub({"o/r": FakeRepo()}) as fake:

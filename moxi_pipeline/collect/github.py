@@ -13,7 +13,7 @@ What it does for every call:
   - a 403 "secondary rate limit" without either header: wait at least `SECONDARY_WAIT_S`;
   - `X-RateLimit-Remaining: 0` on a success: every thread holds its next call until the reset.
   A wait longer than `max_wait_s` is not waited out: the call fails with `GitHubError`.
-- Retries: 5xx answers, timeouts, dropped connections and a 200 whose JSON is malformed (a cut-off
+- Retries: 5xx answers, timeouts, dropped or cut-off connections and a 200 whose JSON is malformed (a cut-off
   body) are retried up to `max_retries` times, waiting `backoff_s * 2**attempt` plus up to 100% jitter
   (0.5 s, 1 s, 2 s, 4 s, 8 s with the defaults: ~15 s before a call gives up).
 - Conditional requests: pass the ETag of an earlier reply and a 304 comes back as `Reply(304, None)`;
@@ -106,7 +106,7 @@ class GitHubClient:
 
     def graphql(self, query: str, variables: dict, *, kind: str = "graphql") -> dict:
         """The `data` of a GraphQL answer (GitHub's GraphQL API needs a token); GitHubError when there is none."""
-        reply = self.get(self.graphql_url, kind=kind, method="POST", body={"query": query, "variables": variables})
+        reply = self.request("POST", self.graphql_url, kind=kind, body={"query": query, "variables": variables})
         data = reply.data if isinstance(reply.data, dict) else {}
         if reply.status != 200 or data.get("data") is None:
             errors = "; ".join(str(e.get("message")) for e in data.get("errors") or [] if isinstance(e, dict))
@@ -114,8 +114,13 @@ class GitHubClient:
         return data["data"]
 
     def get(self, path: str, *, kind: str = "other", etag: str | None = None, accept: str = JSON_ACCEPT,
-            params: dict | None = None, method: str = "GET", body: dict | None = None) -> Reply:
+            params: dict | None = None) -> Reply:
         """GET `path` (relative to the API, or a full URL); JSON parsed unless `accept` asks for raw text."""
+        return self.request("GET", path, kind=kind, etag=etag, accept=accept, params=params)
+
+    def request(self, method: str, path: str, *, kind: str = "other", etag: str | None = None,
+                accept: str = JSON_ACCEPT, params: dict | None = None, body: dict | None = None) -> Reply:
+        """One call with the module docstring's retries and waits; `body` is sent as JSON."""
         url = path if path.startswith(("http://", "https://")) else self.api_url + path
         shown = f"{method} {urlsplit(url).path}"  # what error messages name: never the query or a header
         for attempt in range(self.max_retries + 1):
@@ -125,8 +130,8 @@ class GitHubClient:
             try:
                 response = self._session().request(method, url, headers=self._headers(url, accept, etag), params=params,
                                                    json=body, timeout=self.timeout_s)
-            except (requests.Timeout, requests.ConnectionError) as error:
-                cause = f"timed out after {self.timeout_s:g}s" if isinstance(error, requests.Timeout) else "connection failed"
+            except requests.RequestException as error:  # timeouts, dropped connections, bodies cut mid-way
+                cause = f"timed out after {self.timeout_s:g}s" if isinstance(error, requests.Timeout) else type(error).__name__
                 self._backoff(attempt, shown, cause)
                 continue
             wait_s = self._rate_limit_wait(response)

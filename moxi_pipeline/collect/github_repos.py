@@ -284,6 +284,8 @@ def collect_repository(client: GitHubClient, url: str, previous: dict | None) ->
         return Skipped(url, str(error)), None, False
     except ValidationError as error:
         return Skipped(url, describe_validation_error(error)), None, False
+    except (TypeError, AttributeError, KeyError, ValueError) as error:  # JSON of a shape GitHub never sends
+        return Skipped(url, f"unexpected answer: {type(error).__name__}: {error}"), None, False
     return record, {"sha": sha, "etag": etag, "record": record.to_dict()}, False
 
 
