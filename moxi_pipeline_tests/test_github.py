@@ -350,3 +350,33 @@ def test_moxi_generate_writes_a_readme_for_a_github_repository_without_one(tmp_p
         assert main(["generate", "https://github.com/octo/hello", "--adapter", "none", "--out", str(tmp_path / "R.md")]) == 0
     text = (tmp_path / "R.md").read_text()
     assert text.startswith("# hello") and "pip install" in text
+
+
+# --- asset checks on raw_readmes -----------------------------------------------------------------------------
+
+def test_raw_readmes_checks_pass_after_a_github_run_and_flag_bad_records(tmp_path, monkeypatch):
+    from moxi_pipeline.defs import checks, data_assets
+    from moxi_pipeline.defs.io_managers import LocalRecordIOManager
+    from moxi_pipeline.records import RepoRecord
+
+    repos = _repos(3)
+    (tmp_path / "list.md").write_text(" ".join(f"[x](https://github.com/{name})" for name in [*repos, "gone/one"]))
+    monkeypatch.setattr(data_assets, "SETTINGS", load_settings({"GITHUB_TOKEN": TOKEN}))
+    monkeypatch.setattr(checks, "SETTINGS", load_settings({"MOXI_GITHUB_MAX_FAILED_SHARE": "0.2"}))
+    config = {"source": "github", "awesome_lists": str(tmp_path / "list.md"), "state_dir": str(tmp_path / "data"),
+              "max_failed_share": 0.5}
+    with FakeGitHub(repos) as fake:
+        result = dg.materialize([data_assets.raw_readmes, *checks.RAW_READMES_CHECKS],
+                                resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
+                                run_config={"ops": {"raw_readmes": {"config": {**config, "github_api_url": fake.url}}}})
+    verdicts = {e.check_name: (e.passed, e.metadata.get("failed_share")) for e in result.get_asset_check_evaluations()}
+    # 1 of 4 failed: the asset's own limit (0.5) let it through, the check's (0.2) flags it
+    assert verdicts == {"raw_readmes_no_empty_readme": (True, None), "raw_readmes_no_duplicate_repo_url": (True, None),
+                        "raw_readmes_file_tree_not_empty": (True, None),
+                        "raw_readmes_github_failures_under_threshold": (False, dg.MetadataValue.float(0.25))}
+    good = RepoRecord(repo_url="https://github.com/o/r", owner="o", repo="r", readme="# r", file_tree=("a.py",), source="jsonl")
+    bad = [good, good.model_copy(update={"repo_url": "https://github.com/O/R", "file_tree": ()}),
+           good.model_copy(update={"repo_url": "https://github.com/o/blank", "readme": " \n"})]
+    assert checks.raw_readmes_no_duplicate_repo_url(raw_readmes=bad).metadata["examples"].value == ["https://github.com/o/r"]
+    assert checks.raw_readmes_file_tree_not_empty(raw_readmes=bad).metadata["examples"].value == ["https://github.com/O/R"]
+    assert checks.raw_readmes_no_empty_readme(raw_readmes=bad).metadata["examples"].value == ["https://github.com/o/blank"]

@@ -69,6 +69,7 @@ def github_metadata(github) -> dict:
         "github_repositories_listed": len(github.repo_urls),
         "github_repositories_unchanged": run.unchanged,
         "github_failed": len(run.skipped),
+        "github_collected": len(run.records),
         "api_calls": client.total_calls,
         "api_calls_per_repo": round(client.total_calls / fetched, 2) if fetched else 0.0,
         "api_calls_by_kind": counts_table(client.calls.elements(), "call"),
