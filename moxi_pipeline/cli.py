@@ -1,4 +1,5 @@
-"""The `moxi` command: write a README for a repository, evaluate a model on a records file, compare runs."""
+"""The `moxi` command: write a README for a repository, evaluate a model on a records file, compare runs,
+analyze one repository, load a records file into MongoDB."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="moxi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write a README for a repository")
-    gen.add_argument("path", help="a repository folder (GitHub URLs need the GitHub client)")
+    gen.add_argument("path", help="a repository folder, or a GitHub URL (read through the API)")
     gen.add_argument("--adapter", default="latest", help="'latest', an adapter folder, or 'none' for the base model")
     gen.add_argument("--out", help="write here instead of printing")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -29,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
     cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
     commands.add_parser("report", help="print where the last eval report is and its headline numbers")
+    an = commands.add_parser("analyze", help="print one repository's record: tree, key files, project type")
+    an.add_argument("path", help="a repository folder, or a GitHub URL (read through the API)")
+    mig = commands.add_parser("migrate", help="load a JSON/JSON Lines collection file into MongoDB (readme_samples)")
+    mig.add_argument("file", help="a .json list or .jsonl file in the collection schema")
     args = parser.parse_args(argv)
-    handlers = {"generate": generate, "evaluate": evaluate, "compare": compare, "report": lambda _: report()}
+    handlers = {"generate": generate, "evaluate": evaluate, "compare": compare, "report": lambda _: report(),
+                "analyze": analyze, "migrate": migrate}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
@@ -40,6 +46,60 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_remote(path: str) -> bool:
     return path.startswith(("http://", "https://", "git@", "github.com/")) and not Path(path).exists()
+
+
+def _remote_repository(url: str, settings):
+    """A GitHub repository through the API (GITHUB_TOKEN when set), README or not."""
+    from moxi_pipeline.collect.github import GitHubClient
+    from moxi_pipeline.collect.github_repos import analyze_github
+
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    client = GitHubClient(settings.github_api_url, token, timeout_s=settings.github_timeout_s,
+                          max_retries=settings.github_max_retries)
+    return analyze_github(client, url)
+
+
+def analyze(args) -> int:
+    """One repository as the collectors see it, as JSON: the README's name and size, not its text."""
+    from moxi_pipeline.collect.key_files import read_text_head
+    from moxi_pipeline.collect.local import MAX_README_BYTES, scan_repository
+
+    settings = load_settings()
+    if _is_remote(args.path):
+        repo = _remote_repository(args.path, settings)
+        readme_path, readme_chars = repo.github.readme_path, len(repo.readme) if repo.readme else None
+    else:
+        repo = scan_repository(args.path)
+        readme_path = repo.readme_path
+        text = read_text_head(repo.root, readme_path, MAX_README_BYTES) if readme_path else None  # never through a link out
+        readme_chars = len(text) if text is not None else None
+    print(json.dumps({
+        "repo_url": repo.repo_url, "owner": repo.owner, "repo": repo.repo, "language": repo.language,
+        "license": repo.license, "project_type": repo.project_type, "readme_path": readme_path, "readme_chars": readme_chars,
+        "file_tree": list(repo.file_tree), "key_files": [k.to_dict() for k in repo.key_files],
+    }, indent=2, ensure_ascii=False))
+    return 0
+
+
+def migrate(args) -> int:
+    """The seed's migrate_readme_to_mongo.py: records of a collection file upserted into readme_samples."""
+    import uuid
+
+    from moxi_pipeline.collect import collect_repos
+    from moxi_pipeline.storage.mongo import MongoStore
+
+    settings = load_settings()
+    if settings.mongodb_uri is None:
+        raise ValueError("MONGODB_URI is not set: there is no MongoDB to migrate into")
+    collected = collect_repos("jsonl", args.file)
+    for item in collected.skipped:
+        print(f"skipped {item.item}: {item.reason}", file=sys.stderr)
+    with MongoStore(settings.mongodb_uri.get_secret_value(), settings.mongodb_db_name) as store:
+        summary = store.write_records("readme_samples", (r.to_dict() for r in collected.records),
+                                      run_id=f"migrate-{uuid.uuid4().hex[:12]}")
+    print(f"{settings.mongodb_db_name}.readme_samples: {summary.written} records ({summary.inserted} new, "
+          f"{summary.replaced} replaced), {len(collected.skipped)} skipped")
+    return 0
 
 
 def _base_model_dir(adapter_dir, settings) -> Path:
@@ -72,11 +132,8 @@ def generate(args) -> int:
     from moxi_pipeline.compose import write_readmes
     from moxi_pipeline.generate import DecodingConfig
 
-    if _is_remote(args.path):
-        raise ValueError(f"{args.path} is a remote repository: Moxi has no GitHub client yet; "
-                         "clone it (`git clone URL`) and pass the folder")
     settings = load_settings()
-    snapshot = scan_repository(args.path)
+    snapshot = _remote_repository(args.path, settings) if _is_remote(args.path) else scan_repository(args.path)
     model, tokenizer, _ = _model(args.adapter, args.device, settings)
     with tqdm(desc=f"moxi generate {snapshot.repo}", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:

@@ -30,6 +30,19 @@ class KeyFile(Record):
     content: str
 
 
+class GitHubInfo(Record):
+    """What the GitHub API says of a repository beyond the collection schema (`github` source only)."""
+
+    stars: int | None = None
+    topics: tuple[str, ...] = ()
+    default_branch: str | None = None
+    pushed_at: str | None = None
+    description: str | None = None
+    commit: str | None = None  # the default branch's head the record was read at
+    readme_path: str | None = None  # the README's name as GitHub reports it
+    tree_truncated: bool = False  # GitHub cut the recursive tree (over 100,000 entries or 7 MB)
+
+
 class RepoRecord(Record):
     """One repository as collected: the `readme_samples` collection."""
 
@@ -44,6 +57,7 @@ class RepoRecord(Record):
     project_type: str = "unknown"
     source: Literal["installed", "jsonl", "local", "github"]
     content_hash: str = ""
+    github: GitHubInfo | None = None
 
     @field_validator("readme")
     @classmethod

@@ -5,7 +5,8 @@
     MOXI_TRAIN_PROFILE=demo         moxi_pipeline/configs/train_<profile>.yaml
     MOXI_TRAIN_DEVICE=auto          auto | cpu | cuda
     MOXI_GPU_POOL=                  a Dagster concurrency pool for training (letters, digits, _ . -)
-    MOXI_COLLECT_SOURCE=installed   installed | jsonl | local
+    MOXI_COLLECT_SOURCE=installed   installed | jsonl | local | github, or several comma-separated, each
+                                    optionally with its own path: `installed,jsonl:extra.jsonl,github`
     MOXI_COLLECT_PATH=              the jsonl file or the local folder (~ expanded)
     MOXI_COLLECT_LIMIT=             a positive number of repositories, or empty for all
 
@@ -14,6 +15,14 @@ they print as '**********' and never reach logs or metadata by accident:
 
     GITHUB_TOKEN=                   GitHub API token (secret); unauthenticated calls work at the low rate
     MOXI_GITHUB_API_URL=https://api.github.com   the API base, for GitHub Enterprise and tests
+    MOXI_GITHUB_AWESOME_LISTS=matiassingers/awesome-readme   the `github` source's lists: owner/repo,
+                                    raw URLs or markdown files, comma-separated
+    MOXI_GITHUB_CONCURRENCY=8       repositories fetched at once
+    MOXI_GITHUB_MAX_RETRIES=5       retries of a 5xx, timeout or rate-limited call (backoff + jitter)
+    MOXI_GITHUB_TIMEOUT_S=30        seconds one call may take
+    MOXI_GITHUB_MAX_FAILED_SHARE=0.2   raw_readmes fails when more of the GitHub repositories fail
+    MOXI_COLLECT_CRON=0 3 * * 1     when the re-collect schedule runs (weekly, Monday 03:00)
+    MOXI_TEST_MONGODB_URI=          tests only: run the MongoDB tests against this server, not nx-27017
     MONGODB_URI=                    set to persist record assets to MongoDB (secret: it may hold a password)
     MONGODB_DB_NAME=moxi            the MongoDB database
     MOXI_S3_BUCKET=                 set to publish artifacts to S3 (credentials: boto3's AWS_* chain)
@@ -78,7 +87,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / "data", validate_default=True)
     base_model: str = Field(default="embedded", min_length=1)
     train_profile: str = "demo"
-    collect_source: Literal["installed", "jsonl", "local"] = "installed"
+    collect_source: str = "installed"  # see parse_collect_sources
     collect_path: str | None = None
     collect_limit: int | None = Field(default=None, ge=1)
     train_device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -107,6 +116,14 @@ class Settings(BaseSettings):
     openai_max_retries: int = Field(default=4, ge=0)  # the client's retries of 429s, 5xx and timeouts
     openai_structured_output: bool = True  # false for servers that refuse a json_schema response_format
     hf_dataset_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")  # push_to_hub when HF_TOKEN is set too
+    # Collecting from GitHub (source `github`) and re-collecting on a schedule.
+    github_awesome_lists: str = "matiassingers/awesome-readme"
+    github_concurrency: int = Field(default=8, ge=1, le=64)
+    github_max_retries: int = Field(default=5, ge=0, le=20)
+    github_timeout_s: float = Field(default=30.0, gt=0)
+    github_max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    collect_cron: str = Field(default="0 3 * * 1", pattern=r"^\S+( \S+){4}$")
+    test_mongodb_uri: SecretStr | None = None  # read by the test suite only: a real MongoDB instead of nx-27017
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -140,6 +157,12 @@ class Settings(BaseSettings):
             raise ValueError(f"choose one of {', '.join(profiles)} (moxi_pipeline/configs/train_<profile>.yaml)")
         return value
 
+    @field_validator("collect_source")
+    @classmethod
+    def _known_sources(cls, value: str) -> str:
+        parse_collect_sources(value)
+        return value
+
     @field_validator("collect_path")
     @classmethod
     def _expand_home(cls, value: str | None) -> str | None:
@@ -153,6 +176,28 @@ class Settings(BaseSettings):
     def adapters_dir(self) -> Path:
         """Each training run is `<adapters_dir>/<run_id>/`; the file LATEST names the newest run."""
         return self.models_dir / "lora_adapter"
+
+
+COLLECT_SOURCE_NAMES = ("installed", "jsonl", "local", "github")
+
+
+def parse_collect_sources(value: str, default_path: str | None = None) -> list[tuple[str, str | None]]:
+    """`installed,jsonl:extra.jsonl` -> [("installed", default_path), ("jsonl", "extra.jsonl")].
+
+    Each comma-separated entry is a source name, optionally `:` and its own path (a file, a folder, or
+    for github the awesome lists, `;`-separated); an entry without one takes `default_path`.
+    """
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if not entries:
+        raise ValueError(f"no source in {value!r}; choose from {', '.join(COLLECT_SOURCE_NAMES)}")
+    parsed = []
+    for entry in entries:
+        name, colon, path = entry.partition(":")
+        if name.strip() not in COLLECT_SOURCE_NAMES:
+            raise ValueError(f"unknown source {name.strip()!r}; choose from {', '.join(COLLECT_SOURCE_NAMES)} "
+                             "(several: comma-separated, each optionally name:path)")
+        parsed.append((name.strip(), path.strip() if colon and path.strip() else default_path))
+    return parsed
 
 
 def env_name(field_name: str) -> str:

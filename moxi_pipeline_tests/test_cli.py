@@ -69,11 +69,13 @@ def test_generate_a_missing_path(tmp_path, data_dir, capsys):
 
 
 @pytest.mark.parametrize("url", ["https://github.com/o/r", "git@github.com:o/r.git", "github.com/o/r"])
-def test_generate_a_github_url_says_there_is_no_client_yet(data_dir, capsys, url):
-    assert main(["generate", url]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"moxi: {url} is a remote repository: Moxi has no GitHub client yet; ")
-    assert "git clone URL" in err
+def test_generate_a_github_url_that_does_not_exist_names_it(data_dir, capsys, monkeypatch, url):
+    from moxi_pipeline_tests.fake_github import FakeGitHub
+
+    with FakeGitHub({}) as fake:
+        monkeypatch.setenv("MOXI_GITHUB_API_URL", fake.url)
+        assert main(["generate", url]) == 2
+    assert capsys.readouterr().err == f"moxi: {url}: head commit: not found (404): deleted, renamed away or private\n"
 
 
 def test_generate_with_a_missing_adapter(tmp_path, data_dir, capsys):

@@ -55,7 +55,9 @@ def test_asset_keys_are_the_contract():
     assert parents["lora_adapter"] == {"base_model", "sft_dataset"}
     assert parents["eval_report"] == {"base_model", "lora_adapter", "sft_dataset", "raw_readmes"}
     assert parents["run_comparison"] == {"eval_report"}
-    assert [key.name for check in defs.asset_checks for key in check.check_keys] == ["adapter_beats_base_and_template"]
+    assert [key.name for check in defs.asset_checks for key in check.check_keys] == [
+        "adapter_beats_base_and_template", "raw_readmes_no_empty_readme", "raw_readmes_no_duplicate_repo_url",
+        "raw_readmes_file_tree_not_empty", "raw_readmes_github_failures_under_threshold"]
 
 
 def _write_corpus(path: Path, n_repos: int = 6) -> Path:

@@ -59,3 +59,20 @@ def fail_past_skip_share(asset: str, skipped, kept: int, max_share: float) -> No
     else:
         return
     raise dg.Failure(description=f"{asset} {problem}", metadata=skip_metadata(skipped, kept))
+
+
+def github_metadata(github) -> dict:
+    """API calls (total, per repository, by kind), unchanged repositories, retries and failures of a GitHub run."""
+    client, run = github.client, github.run
+    fetched = len(run.records) + len(run.skipped)
+    return {
+        "github_repositories_listed": len(github.repo_urls),
+        "github_repositories_unchanged": run.unchanged,
+        "github_failed": len(run.skipped),
+        "github_collected": len(run.records),
+        "api_calls": client.total_calls,
+        "api_calls_per_repo": round(client.total_calls / fetched, 2) if fetched else 0.0,
+        "api_calls_by_kind": counts_table(client.calls.elements(), "call"),
+        "api_retries": client.retries,
+        "api_waited_s": round(client.waited_s, 1),
+    }
