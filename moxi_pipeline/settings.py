@@ -8,6 +8,7 @@
     MOXI_COLLECT_SOURCE=installed   installed | jsonl | local
     MOXI_COLLECT_PATH=              the jsonl file or the local folder (~ expanded)
     MOXI_COLLECT_LIMIT=             a positive number of repositories, or empty for all
+    MOXI_EXECUTOR=multiprocess      multiprocess (Dagster's default) | k8s_job (each step in its own pod; deploy/k8s)
 
 The external services keep the names their own tools use (no MOXI_ prefix); secrets are SecretStr, so
 they print as '**********' and never reach logs or metadata by accident:
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", pattern=r"^https?://")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+
+    # Scale-out (deploy/): how a run executes its steps; k8s_job needs dagster-k8s (the deploy extra).
+    executor: Literal["multiprocess", "k8s_job"] = "multiprocess"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
