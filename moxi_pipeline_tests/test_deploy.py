@@ -138,6 +138,8 @@ def test_the_gpu_trainer_is_optional_and_reserves_one_nvidia_gpu():
     assert trainer["profiles"] == ["gpu"]
     assert trainer["deploy"]["resources"]["reservations"]["devices"] == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert trainer["environment"]["MOXI_GPU_POOL"] == "gpu" and trainer["environment"]["MOXI_TRAIN_DEVICE"] == "cuda"
+    assert trainer["build"]["args"]["EXTRAS"] == "deploy,gpu"  # the gpu profile's 4-bit QLoRA needs bitsandbytes
+    assert 'RUN pip install ".[$EXTRAS]"' in (ROOT / "Dockerfile").read_text()
 
 
 def test_compose_volumes_and_mounted_files_exist():
