@@ -9,6 +9,7 @@
                                     optionally with its own path: `installed,jsonl:extra.jsonl,github`
     MOXI_COLLECT_PATH=              the jsonl file or the local folder (~ expanded)
     MOXI_COLLECT_LIMIT=             a positive number of repositories, or empty for all
+    MOXI_EXECUTOR=multiprocess      multiprocess (Dagster's default) | k8s_job (each step in its own pod; deploy/k8s)
 
 The external services keep the names their own tools use (no MOXI_ prefix); secrets are SecretStr, so
 they print as '**********' and never reach logs or metadata by accident:
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
     github_max_failed_share: float = Field(default=0.2, ge=0.0, le=1.0)
     collect_cron: str = Field(default="0 3 * * 1", pattern=r"^\S+( \S+){4}$")
     test_mongodb_uri: SecretStr | None = None  # read by the test suite only: a real MongoDB instead of nx-27017
+    # Scale-out (deploy/): how a run executes its steps; k8s_job needs dagster-k8s (the deploy extra).
+    executor: Literal["multiprocess", "k8s_job"] = "multiprocess"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

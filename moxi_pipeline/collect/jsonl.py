@@ -1,6 +1,6 @@
 """The `jsonl` source: records in the collection schema, from a JSON list or a JSON Lines file.
 
-Accepted shapes: `/work/shared/corpus/dev.jsonl` (repo "owner/name", repo_url, readme, file_tree,
+Accepted shapes: JSON Lines records such as `records.jsonl` (repo "owner/name", repo_url, readme, file_tree,
 language, key_files, plus fields we ignore such as commit) and the seed's `awesome_readme_clean.json`
 (a list; key_files and owner may be missing). A `.json` file, or any file whose text starts with
 `[`, is one JSON list; otherwise it is one JSON object per line. A bad line or item becomes a

@@ -51,3 +51,12 @@ def openai_client(settings) -> OpenAIClient:
     return OpenAIClient(api_key=dg.EnvVar("OPENAI_API_KEY") if settings.openai_api_key else "",
                         base_url=settings.openai_base_url, timeout_s=settings.openai_timeout_s,
                         max_retries=settings.openai_max_retries)
+
+
+def pipeline_resources(settings) -> dict:
+    """Every resource the assets need, chosen by settings: one place for each code location to build them."""
+    from moxi_pipeline.defs.io_managers import record_io_manager
+
+    data_dir = str(settings.data_dir)
+    return {"io_manager": record_io_manager(settings), "artifacts": LocalArtifactStore(data_dir=data_dir),
+            "openai": openai_client(settings)}
