@@ -128,7 +128,9 @@ def sft_config(config: TrainConfig, out_dir: Path, device: str, has_eval: bool):
         logging_steps=config.logging_steps,
         seed=config.seed,
         data_seed=config.seed,  # same shuffling on every run, and after a resume
-        max_length=config.max_length,  # already fitted by fit_to_length; TRL's cut is then a no-op
+        # Samples are already fitted by fit_to_length, so TRL's cut is a no-op; with packing max_length is the
+        # packed row's length, and padding-free without packing takes None (TRL refuses a limit it can't enforce).
+        max_length=None if config.padding_free and not config.packing else config.max_length,
         completion_only_loss=True,  # labels = -100 wherever our completion_mask is 0
         packing=config.packing,
         padding_free=config.padding_free,
