@@ -18,7 +18,7 @@ class Killed(Exception):
 
 def tiny_config(**overrides):
     values = dict(
-        max_steps=6, save_steps=2, device="cpu", dtype="float32", learning_rate=1e-2, warmup_steps=0,
+        max_steps=6, save_steps=2, save_total_limit=2, device="cpu", dtype="float32", learning_rate=1e-2, warmup_steps=0,
         logging_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1, max_length=128,
         min_completion_tokens=32,
     )
