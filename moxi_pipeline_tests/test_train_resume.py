@@ -186,3 +186,41 @@ def test_hf_backend_never_imports_unsloth(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "unsloth", raising=False)
     import_backend("hf")
     assert "unsloth" not in sys.modules
+
+
+def test_padding_free_row_gives_each_sample_the_logits_it_gets_alone(tiny_model_dir):
+    """No attention across the samples sharing a padding-free row: position_ids restart, and the mask follows.
+
+    transformers builds that block mask only without a KV cache; TRL's compute_loss passes use_cache=False, as
+    here (with the cache on, the second sample's logits do change: it sees the first).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), attn_implementation="sdpa").eval()
+    first, second = torch.arange(3, 15), torch.arange(20, 29)
+    row = torch.cat([first, second])[None]
+    positions = torch.cat([torch.arange(len(first)), torch.arange(len(second))])[None]
+    with torch.no_grad():
+        packed = model(input_ids=row, position_ids=positions, use_cache=False).logits[0]
+        alone = [model(input_ids=ids[None]).logits[0] for ids in (first, second)]
+    assert torch.allclose(packed, torch.cat(alone), atol=1e-5)
+
+
+def test_launch_command_trains_from_the_dataset_records(tiny_model_dir, tmp_path, capsys):
+    """`python -m moxi_pipeline.train` (what accelerate launch / torchrun run on every GPU), on the tiny model."""
+    import json
+
+    from moxi_pipeline.train import main
+
+    dataset = tmp_path / "sft_dataset.jsonl"
+    rows = [sample.model_copy(update={"split": "test" if i == 0 else "train"}).to_dict() for i, sample in enumerate(SAMPLES[:5])]
+    dataset.write_text("\n".join(json.dumps(row) for row in rows))
+    out = tmp_path / "adapter"
+    code = main(["--profile", "demo", "--base-model", str(tiny_model_dir), "--dataset", str(dataset), "--out", str(out),
+                 "--set", "max_steps=2", "--set", "device=cpu", "--set", "max_length=128", "--set", "min_completion_tokens=32",
+                 "--set", "gradient_accumulation_steps=1"])
+    assert code == 0 and (out / "adapter_model.safetensors").is_file()
+    saved = json.loads((out / "training_config.json").read_text())
+    assert (saved["config"]["max_steps"], saved["train_samples"], saved["eval_samples"]) == (2, 4, 1)
+    assert f"wrote {out}: 2 steps" in capsys.readouterr().out
