@@ -6,10 +6,14 @@
 Both sides train the same LoRA (the `demo` profile's rank and targets) on the same model, the same
 samples in the same order, each cut to the same max_length by `train.fit_to_length`, for one pass:
 
-  (a) TRL's defaults: fp32 weights, batches of 4 padded to the longest, no packing, logits for every position;
-  (b) Moxi's tuned CPU configuration: bf16 weights, padding-free batches of 4 (one row, no pad tokens,
-      position_ids keep the samples apart), and logits only where a label is (`logits_to_keep`): with the
-      loss on the completion, the 49k-way lm_head and its softmax run on ~1/3 of the positions.
+  (a) TRL's defaults: fp32 weights, batches of 4 padded to the longest, no packing, logits for every position
+      (activation checkpointing, which TRL turns on by default, is off on both sides: the ratio measures
+      batching, dtype and logits alone);
+  (b) Moxi's tuned CPU configuration, built by `train.sft_config` / `train_backends.import_backend` exactly as
+      `train_adapter` builds it: bf16 weights, the same 4 samples a step fed one at a time (gradient
+      accumulation: no pad tokens, and no cross-sample attention mask, which a padding-free row of 4 would
+      need and which costs more than the padding on a CPU), and `completion_logits_only`: with the loss on the completion, the 49k-way
+      lm_head and its softmax run only where a label is.
 
 tokens/s counts the real (non-pad) tokens of the epoch, the same number on both sides. GFLOP/s is the matmul work done, padding included:
 4 x (non-embedding params) per position (forward 2, backward to the inputs 2; the base is frozen) plus
@@ -39,57 +43,53 @@ def section_samples(records_path: str, count: int):
     return [s for s in samples if s.split == "train"][:count]
 
 
-def completion_logits_trainer(base_class):
-    """SFTTrainer whose loss computes logits only at positions that predict a completion token."""
-    import torch.nn.functional as F
+def side_config(tuned: bool, max_length: int):
+    """The `demo` profile's LoRA and learning rate on both sides; (b) adds Moxi's CPU batching and dtype."""
+    from moxi_pipeline.train import load_train_config
 
-    class CompletionLogitsTrainer(base_class):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels = inputs.pop("labels")
-            targets = labels[0, 1:]  # padding-free: one row; position i predicts token i + 1
-            keep = (targets != -100).nonzero().squeeze(-1)
-            inputs.pop("completion_mask", None)
-            outputs = model(**inputs, logits_to_keep=keep, use_cache=False)
-            loss = F.cross_entropy(outputs.logits[0].float(), targets[keep], reduction="sum")
-            return loss / (num_items_in_batch if num_items_in_batch is not None else len(keep))
-
-    return CompletionLogitsTrainer
+    common = dict(max_length=max_length, min_completion_tokens=min(160, max_length // 4), device="cpu",
+                  max_steps=None, num_train_epochs=1, logging_steps=1, save_steps=0, warmup_steps=0,
+                  lr_scheduler_type="constant")
+    if tuned:  # 4 samples a step as on (a), one at a time: no padding and no cross-sample mask
+        return load_train_config("demo", dtype="bfloat16", per_device_train_batch_size=1,
+                                 gradient_accumulation_steps=BATCH, completion_logits_only=True, **common)
+    return load_train_config("demo", dtype="float32", per_device_train_batch_size=BATCH,
+                             gradient_accumulation_steps=1, **common)
 
 
 def run_side(name: str, base_model: str, samples, max_length: int, tuned: bool, out_dir: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from moxi_pipeline.modeling import load_tokenizer
-    from moxi_pipeline.train import build_dataset, load_train_config, lora_config
+    from moxi_pipeline.train import build_dataset, import_backend, lora_config, sft_config
 
-    config = load_train_config("demo", max_length=max_length, min_completion_tokens=min(160, max_length // 4))
+    config = side_config(tuned, max_length)
     tokenizer = load_tokenizer(base_model)
     dataset = build_dataset(tokenizer, samples, config)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if tuned else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, config.dtype))
+    if tuned:  # exactly what train_adapter builds for this config
+        args = sft_config(config, out_dir / name, "cpu", has_eval=False)
+    else:  # TRL's defaults, with the shared learning rate and schedule; activation checkpointing off as on (b)
+        args = SFTConfig(output_dir=str(out_dir / name), per_device_train_batch_size=BATCH, num_train_epochs=1,
+                         learning_rate=config.learning_rate, lr_scheduler_type="constant", max_length=max_length,
+                         completion_only_loss=True,  # the task's loss (TRL's default takes every token of a tokenized set)
+                         seed=config.seed, data_seed=config.seed, logging_steps=1, use_cpu=True, bf16=False,
+                         activation_checkpointing=False, report_to="none", disable_tqdm=True, save_strategy="no")
+    trainer = import_backend("hf", config.completion_logits_only)(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora_config(config))
     counts = {"positions": 0, "logit_positions": 0}
-    args = SFTConfig(
-        output_dir=str(out_dir / name), per_device_train_batch_size=BATCH, gradient_accumulation_steps=1,
-        num_train_epochs=1, learning_rate=config.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
-        logging_steps=1, seed=42, data_seed=42, completion_only_loss=True, max_length=None if tuned else max_length,
-        padding_free=tuned, use_cpu=True, bf16=False, report_to="none", disable_tqdm=True, save_strategy="no",
-        activation_checkpointing=False, include_num_input_tokens_seen="non_padding",
-    )
-    trainer_class = completion_logits_trainer(SFTTrainer) if tuned else SFTTrainer
-    trainer = trainer_class(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                            peft_config=lora_config(config))
     collate = trainer.data_collator
 
     def counting_collator(rows):
         batch = collate(rows)
         counts["positions"] += batch["input_ids"].numel()
-        labelled = (batch["labels"][:, 1:] != -100).sum().item() if tuned else batch["input_ids"].numel()
-        counts["logit_positions"] += labelled
+        labelled = (batch["labels"][:, 1:] != -100).sum().item()
+        counts["logit_positions"] += labelled if config.completion_logits_only else batch["input_ids"].numel()
         return batch
 
     trainer.data_collator = counting_collator
-    torch.manual_seed(42)
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -121,7 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trl = run_side("trl_defaults", str(base_model), samples, args.max_length, tuned=False, out_dir=Path(tmp))
         moxi = run_side("moxi_tuned", str(base_model), samples, args.max_length, tuned=True, out_dir=Path(tmp))
-    print(f"\n{len(samples)} samples, max_length {args.max_length}, batch {BATCH}, {torch.get_num_threads()} threads\n")
+    print(f"\n{len(samples)} samples, max_length {args.max_length}, {BATCH} samples a step, {torch.get_num_threads()} threads\n")
     print("| side | steps | real tokens | positions computed | seconds | tokens/s | GFLOP/s | loss (last 1/4) |")
     print("|---|---|---|---|---|---|---|---|")
     for side in (trl, moxi):

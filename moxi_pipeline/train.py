@@ -235,7 +235,8 @@ def train_adapter(
     if config.early_stopping_patience and not eval:
         raise ValueError("early_stopping_patience is set but there are no eval samples to stop on")
     backend = resolve_backend(config, device)
-    sft_trainer = import_backend(backend)  # Unsloth, when chosen, is imported before trl/transformers/peft
+    # Unsloth, when chosen, is imported before trl/transformers/peft
+    sft_trainer = import_backend(backend, config.completion_logits_only)
     final_dir = Path(out_dir)
     main_process = int(os.environ.get("RANK", "0")) == 0
     checkpoints = checkpoint_dir_for(final_dir)

@@ -14,13 +14,41 @@ from pathlib import Path
 from moxi_pipeline.train_config import TrainConfig
 
 
-def import_backend(backend: str):
-    """TRL's SFTTrainer, with Unsloth imported first when it is the backend."""
+def import_backend(backend: str, completion_logits_only: bool = False):
+    """TRL's SFTTrainer (or the completion-logits variant), with Unsloth imported first when it is the backend."""
     if backend == "unsloth":
         import unsloth  # noqa: F401  (must precede trl, transformers and peft)
     from trl import SFTTrainer
 
-    return SFTTrainer
+    return completion_logits_trainer(SFTTrainer) if completion_logits_only else SFTTrainer
+
+
+def completion_logits_trainer(sft_trainer):
+    """SFTTrainer whose loss runs the lm_head only at positions that predict a completion token.
+
+    With the loss on the completion, the prompt's logits are computed and thrown away; for a 135M model with
+    a 49k vocabulary the lm_head and its softmax are a large share of a step (hidden 576 x 49,152 = 28M
+    multiply-adds a position, against ~106M for the rest of the model). `logits_to_keep` takes the positions
+    to keep, one list for every row of the batch: the positions where any row has a label (all of them, for
+    batch 1 or a padding-free row). The loss is the same sum over completion tokens, divided by the batch's
+    count, that TRL's loss takes.
+    """
+    import torch.nn.functional as F
+
+    class CompletionLogitsTrainer(sft_trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            inputs.pop("completion_mask", None)
+            targets = labels[:, 1:]  # position i predicts token i + 1
+            labelled = targets != -100
+            keep = labelled.any(dim=0).nonzero().squeeze(-1)
+            outputs = model(**inputs, logits_to_keep=keep, use_cache=False)  # no cache: a packed mask needs it off
+            wanted = labelled[:, keep]
+            loss = F.cross_entropy(outputs.logits[wanted].float(), targets[:, keep][wanted], reduction="sum")
+            loss = loss / (num_items_in_batch if num_items_in_batch is not None else max(int(wanted.sum()), 1))
+            return (loss, outputs) if return_outputs else loss
+
+    return CompletionLogitsTrainer
 
 
 def local_rank() -> int:

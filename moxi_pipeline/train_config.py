@@ -44,6 +44,7 @@ class TrainConfig(BaseModel):
     min_completion_tokens: int = Field(gt=0)
     packing: bool = False  # several samples in one row of max_length (TRL's best-fit decreasing)
     padding_free: bool = False  # a batch is one row, no pad tokens; position_ids mark where samples start
+    completion_logits_only: bool = False  # lm_head + loss only at positions where a label is
     # eval, checkpoints, early stopping
     per_device_eval_batch_size: int = Field(default=4, gt=0)
     max_eval_samples: int | None = Field(default=None, gt=0)

@@ -142,6 +142,33 @@ def test_padding_free_batch_keeps_samples_apart_and_masks_prompts(tiny_model_dir
     assert sum(label != -100 for label in labels) >= sum(masks) - 2
 
 
+def test_completion_logits_only_gives_trls_loss_and_trains(tiny_model_dir, tmp_path):
+    """The lm_head on completion positions only: the same loss as TRL's full-logits loss, then a real run."""
+    import torch
+    from trl import SFTTrainer
+
+    from moxi_pipeline.modeling import load_tokenizer
+    from moxi_pipeline.train import build_dataset, lora_config, sft_config
+    from moxi_pipeline.train_backends import completion_logits_trainer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    long_answer = make_sample(9, "# tiny\n\n" + "Run `tiny --help` to see the options. " * 3)  # rows of unequal length
+    for padding_free in (True, False):  # one packed row, or two rows padded to the longest
+        config = tiny_config(padding_free=padding_free, completion_logits_only=True)
+        dataset = build_dataset(tokenizer, [SAMPLES[0], long_answer], config)
+        losses = []
+        for trainer_class in (SFTTrainer, completion_logits_trainer(SFTTrainer)):
+            trainer = trainer_class(model=str(tiny_model_dir), args=sft_config(config, tmp_path, "cpu", has_eval=False),
+                                    train_dataset=dataset, processing_class=tokenizer, peft_config=lora_config(config))
+            batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+            with torch.no_grad():
+                losses.append(trainer.compute_loss(trainer.model, dict(batch)).item())
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5), padding_free
+    result = train_adapter(tiny_model_dir, SAMPLES, SAMPLES[:2], tiny_config(
+        padding_free=True, completion_logits_only=True, max_steps=2, save_steps=0), tmp_path / "run", "h")
+    assert result.steps == 2 and result.eval_loss is not None and result.losses[0][1] > 0
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
