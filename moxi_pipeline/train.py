@@ -170,16 +170,20 @@ def checkpoint_dir_for(out_dir: str | Path) -> Path:
     return out_dir.with_name(f".{out_dir.name}.checkpoints")
 
 
-def latest_checkpoint(checkpoints: Path, fingerprint: dict) -> Path | None:
-    """The newest `checkpoint-<step>` of this same run, or None; a different run's checkpoints are cleared."""
+def latest_checkpoint(checkpoints: Path, fingerprint: dict, main_process: bool = True) -> Path | None:
+    """The newest `checkpoint-<step>` of this same run, or None; a different run's checkpoints are cleared.
+
+    Under DDP every process asks; only the first clears or writes, the others read what it decided.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     record = checkpoints / RUN_FINGERPRINT
-    if record.is_file() and json.loads(record.read_text()) != fingerprint:
-        shutil.rmtree(checkpoints)  # another config or dataset: its optimizer state does not apply
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(fingerprint, indent=2))
-    last = get_last_checkpoint(str(checkpoints))
+    same_run = record.is_file() and json.loads(record.read_text()) == fingerprint
+    if not same_run and main_process:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # another config or dataset: its optimizer state does not apply
+        checkpoints.mkdir(parents=True)
+        record.write_text(json.dumps(fingerprint, indent=2))
+    last = get_last_checkpoint(str(checkpoints)) if same_run else None
     return Path(last) if last else None
 
 
@@ -241,7 +245,7 @@ def train_adapter(
     main_process = int(os.environ.get("RANK", "0")) == 0
     checkpoints = checkpoint_dir_for(final_dir)
     fingerprint = {"config": config.model_dump(mode="json"), "dataset_hash": dataset_hash}
-    resume_from = latest_checkpoint(checkpoints, fingerprint) if config.save_steps else None
+    resume_from = latest_checkpoint(checkpoints, fingerprint, main_process) if config.save_steps else None
     model, tokenizer, peft_config = load_for_training(base_model_dir, config, device, backend)
     trainer = sft_trainer(
         model=model,
