@@ -21,6 +21,7 @@ they print as '**********' and never reach logs or metadata by accident:
     OPENAI_API_KEY=                 for the openai instruction backend (secret)
     OPENAI_BASE_URL=                any OpenAI-compatible server (vLLM, Ollama, LM Studio)
     HF_TOKEN=                       only for pushing a dataset to the Hugging Face Hub (secret)
+    WANDB_API_KEY=, COMET_API_KEY=  training also reports to Weights & Biases / Comet ML (secrets)
 
 pydantic-settings reads them: the process environment wins over `.env` at the project root, and `.env`
 is parsed as a shell would (`export X=1`, quotes, `# comments`); an empty value means unset. Every
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", pattern=r"^https?://")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+    # Experiment trackers: training reports to each one whose key is set (the library reads the key itself).
+    wandb_api_key: SecretStr | None = Field(default=None, validation_alias="WANDB_API_KEY")
+    comet_api_key: SecretStr | None = Field(default=None, validation_alias="COMET_API_KEY")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

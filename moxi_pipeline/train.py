@@ -148,7 +148,7 @@ def sft_config(config: TrainConfig, out_dir: Path, device: str, has_eval: bool):
         load_best_model_at_end=early_stopping,  # early stopping keeps the best checkpoint, not the last
         metric_for_best_model="eval_loss" if early_stopping else None,
         greater_is_better=False if early_stopping else None,
-        report_to="none",
+        report_to=list(config.report_to) or "none",  # TensorBoard writes under output_dir/runs/
         disable_tqdm=True,
         dataloader_pin_memory=device == "cuda",
         ddp_find_unused_parameters=False,  # LoRA under DDP: every trainable parameter gets a gradient
@@ -286,6 +286,8 @@ def train_adapter(
         # save_model also pickles TrainingArguments; training_config.json records the same settings as JSON.
         (staging / "training_args.bin").unlink(missing_ok=True)
         plot_losses(losses, staging / "loss_curve.png", eval_loss)
+        if (checkpoints / "runs").is_dir():  # TensorBoard event files outlive the checkpoints
+            shutil.copytree(checkpoints / "runs", staging / "tensorboard", dirs_exist_ok=True)
         write_records(staging, base_model_dir, config, result, history, len(train), len(eval))
         publish_dir(staging, final_dir)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: nothing left to resume

@@ -60,6 +60,8 @@ class TrainConfig(BaseModel):
     backend: Literal["hf", "unsloth", "auto"] = "hf"  # auto: unsloth when installed on a CUDA machine, else hf
     gradient_checkpointing: bool = False
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    # experiment trackers, from the environment (see `trackers`), not from a profile
+    report_to: tuple[Literal["tensorboard", "wandb", "comet_ml"], ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
@@ -118,6 +120,15 @@ def resolve_backend(config: TrainConfig, device: str) -> str:
     return "unsloth" if device == "cuda" and importlib.util.find_spec("unsloth") is not None else "hf"
 
 
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "comet_ml": "comet_ml"}
+
+
+def trackers(wandb_key_set: bool, comet_key_set: bool) -> tuple[str, ...]:
+    """TensorBoard whenever it is installed (its logs stay in the run folder), W&B and Comet ML when their key is set."""
+    chosen = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
+    return tuple(chosen + ["wandb"] * wandb_key_set + ["comet_ml"] * comet_key_set)
+
+
 def check_runtime(config: TrainConfig, device: str) -> None:
     """QLoRA and Unsloth need CUDA and their packages; say so before any model loads."""
     gpu_only = [("quantization", config.quantization, "4bit"), ("backend", config.backend, "unsloth"),
@@ -131,6 +142,10 @@ def check_runtime(config: TrainConfig, device: str) -> None:
     for package in needed:
         if importlib.util.find_spec(package) is None:
             raise ValueError(f"the {package!r} package is missing: {GPU_INSTALL_HINT}")
+    for tracker in config.report_to:
+        if importlib.util.find_spec(TRACKER_PACKAGES[tracker]) is None:
+            raise ValueError(f"report_to={tracker!r} needs the {TRACKER_PACKAGES[tracker]!r} package: "
+                             f"`pip install {TRACKER_PACKAGES[tracker]}`, or unset its key")
 
 
 @dataclass(frozen=True)

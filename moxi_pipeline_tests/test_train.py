@@ -67,7 +67,7 @@ def test_profile_sets_every_field_explicitly(profile):
     from moxi_pipeline.train import CONFIGS_DIR, TrainConfig
 
     keys = set(yaml.safe_load((CONFIGS_DIR / f"train_{profile}.yaml").read_text()))
-    assert keys == set(TrainConfig.model_fields) - {"profile"}
+    assert keys == set(TrainConfig.model_fields) - {"profile", "report_to"}  # report_to comes from the environment
 
 
 def test_gpu_3b_is_qlora_on_llama_with_unsloth_when_installed():
@@ -358,3 +358,39 @@ def test_saved_adapter_reloads_with_the_trained_weights(tiny_run, tiny_model_dir
     loaded = {name.removeprefix("base_model.model."): p for name, p in reloaded.named_parameters() if "lora_" in name}
     assert trained.keys() == loaded.keys()
     assert all(torch.equal(trained[name], loaded[name]) for name in trained)
+
+
+# ---- experiment trackers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("installed", "wandb_key", "comet_key", "expected"),
+    [
+        (set(), False, False, ()),
+        ({"tensorboard"}, False, False, ("tensorboard",)),  # TensorBoard whenever installed: logs stay local
+        (set(), True, False, ("wandb",)),
+        ({"tensorboard"}, True, True, ("tensorboard", "wandb", "comet_ml")),
+    ],
+)
+def test_trackers_follow_the_keys_that_are_set(monkeypatch, installed, wandb_key, comet_key, expected):
+    import importlib.util
+
+    from moxi_pipeline.train_config import trackers
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    assert trackers(wandb_key, comet_key) == expected
+
+
+def test_a_tracker_without_its_package_is_named(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match=r"report_to='comet_ml' needs the 'comet_ml' package: `pip install comet_ml`"):
+        check_runtime(load_train_config("demo", report_to=["comet_ml"]), "cpu")
+
+
+def test_trackers_reach_the_trainer_arguments(tmp_path):
+    from moxi_pipeline.train import sft_config
+
+    assert sft_config(load_train_config("demo", report_to=["wandb"]), tmp_path, "cpu", has_eval=False).report_to == ["wandb"]
+    assert sft_config(load_train_config("demo"), tmp_path, "cpu", has_eval=False).report_to == []  # "none"

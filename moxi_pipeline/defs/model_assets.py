@@ -16,6 +16,7 @@ from moxi_pipeline.records import Artifact, RepoRecord, SftSample
 from moxi_pipeline.report import compare_runs, write_eval_report
 from moxi_pipeline.settings import load_settings
 from moxi_pipeline.train import load_train_config, train_adapter
+from moxi_pipeline.train_config import trackers
 
 SETTINGS = load_settings()
 MAX_PATH_RATE = 0.05  # the check's threshold: at most 5% of mentioned paths may be missing from the tree
@@ -65,7 +66,9 @@ def lora_adapter(
     """
     overrides = {k: yaml.safe_load(v) for k, v in config.overrides.items()}
     overrides |= {k: v for k, v in config.model_dump().items() if k not in ("profile", "overrides") and v is not None}
-    train_config = load_train_config(config.profile, **{"device": SETTINGS.train_device, **overrides})
+    report_to = trackers(SETTINGS.wandb_api_key is not None, SETTINGS.comet_api_key is not None)
+    train_config = load_train_config(config.profile, **{"device": SETTINGS.train_device, "report_to": report_to,
+                                                        **overrides})
     run_id = run_folder_name(context)
     out_dir = artifacts.path("models", "lora_adapter", run_id)
     result = train_adapter(
