@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from moxi_pipeline.train import TrainConfig, TrainResult
+    from moxi_pipeline.train_config import TrainConfig, TrainResult
 
 
 def plot_losses(losses: list[tuple[int, float]], path: Path, eval_loss: float | None) -> Path:

@@ -16,12 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write a README for a repository")
     gen.add_argument("path", help="a repository folder, or a GitHub URL (read through the API)")
-    gen.add_argument("--adapter", default="latest", help="'latest', an adapter folder, or 'none' for the base model")
+    gen.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none' for the base model")
     gen.add_argument("--out", help="write here instead of printing")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
     ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
-    ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, or 'none'")
+    ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none'")
     ev.add_argument("--baseline", action="store_true", help="also score the template floor and the base model")
     ev.add_argument("--limit", type=int, default=None, help="evaluate on at most N repositories")
     ev.add_argument("--out", required=True, help="output folder: generations.jsonl, metrics.json, report.md")
@@ -102,11 +102,30 @@ def migrate(args) -> int:
     return 0
 
 
+def _resolve_adapter(adapter: str, settings) -> Path:
+    """'latest', a folder, or s3://bucket/key (fetched into data/cache/s3, boto3's AWS_* credentials)."""
+    from moxi_pipeline.generate import resolve_adapter
+
+    return resolve_adapter(adapter, settings.adapters_dir, cache_dir=settings.data_dir / "cache" / "s3",
+                           endpoint_url=settings.aws_endpoint_url)
+
+
 def _base_model_dir(adapter_dir, settings) -> Path:
-    """The adapter's base model, or data/models/base_model for `--adapter none`; it must exist."""
+    """The adapter's base model, or data/models/base_model for `--adapter none`; it must exist.
+
+    An adapter fetched from S3 names its base model relative to where it was trained; when that folder
+    is not here, the local base model serves.
+    """
     from moxi_pipeline.generate import base_model_of
 
-    base_dir = base_model_of(adapter_dir) if adapter_dir else settings.models_dir / "base_model"
+    local_base = settings.models_dir / "base_model"
+    try:
+        base_dir = base_model_of(adapter_dir) if adapter_dir else local_base
+    except ValueError:
+        fetched = adapter_dir is not None and Path(adapter_dir).is_relative_to(settings.data_dir / "cache" / "s3")
+        if not (fetched and (local_base / "config.json").is_file()):
+            raise
+        base_dir = local_base
     if not (Path(base_dir) / "config.json").is_file():
         raise ValueError(f"no base model at {base_dir}: run `make demo` or materialize base_model first")
     return Path(base_dir)
@@ -114,10 +133,9 @@ def _base_model_dir(adapter_dir, settings) -> Path:
 
 def _model(adapter: str, device: str, settings):
     """(model, tokenizer) for `adapter` ('latest', a folder, or 'none'), the LoRA merged in for speed."""
-    from moxi_pipeline.generate import resolve_adapter
     from moxi_pipeline.modeling import load_model, load_tokenizer
 
-    adapter_dir = None if adapter == "none" else resolve_adapter(adapter, settings.adapters_dir)
+    adapter_dir = None if adapter == "none" else _resolve_adapter(adapter, settings)
     base_dir = _base_model_dir(adapter_dir, settings)
     # a Moxi run saves its tokenizer beside the adapter; an adapter from elsewhere may not
     has_tokenizer = adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file()
@@ -160,7 +178,6 @@ def evaluate(args) -> int:
     from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset
     from moxi_pipeline.evaluate import EvalConfig
     from moxi_pipeline.evaluate import evaluate as run_evaluation
-    from moxi_pipeline.generate import resolve_adapter
     from moxi_pipeline.report import write_eval_report
 
     settings = load_settings()
@@ -168,7 +185,7 @@ def evaluate(args) -> int:
     if not collected.records:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
         raise ValueError(f"--records {args.records}: no usable record ({len(collected.skipped)} skipped: {reasons})")
-    adapter_dir = None if args.adapter == "none" else resolve_adapter(args.adapter, settings.adapters_dir)
+    adapter_dir = None if args.adapter == "none" else _resolve_adapter(args.adapter, settings)
     base_dir = _base_model_dir(adapter_dir, settings)
     records = collected.records
     try:

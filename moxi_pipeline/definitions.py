@@ -3,7 +3,7 @@ import dagster as dg
 from moxi_pipeline.defs import data_assets, model_assets
 from moxi_pipeline.defs.checks import RAW_READMES_CHECKS
 from moxi_pipeline.defs.executors import run_executor
-from moxi_pipeline.defs.jobs import collect_job, pipeline_job, recollect_schedule
+from moxi_pipeline.defs.jobs import collect_job, pipeline_job, recollect_schedule, train_job
 from moxi_pipeline.defs.resources import pipeline_resources
 from moxi_pipeline.defs.sensors import alert_on_run_failure, retrain_job, retrain_on_new_dataset
 from moxi_pipeline.settings import load_settings
@@ -12,7 +12,7 @@ settings = load_settings()
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data_assets, model_assets]),
     asset_checks=[model_assets.adapter_beats_base_and_template, *RAW_READMES_CHECKS],
-    jobs=[collect_job, pipeline_job, retrain_job],
+    jobs=[collect_job, pipeline_job, train_job, retrain_job],
     schedules=[recollect_schedule],
     sensors=[retrain_on_new_dataset, alert_on_run_failure],
     executor=run_executor(settings.executor),

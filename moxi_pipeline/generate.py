@@ -229,10 +229,17 @@ def _drop_dangling_headings(lines: list[str]) -> list[str]:
     return lines
 
 
-def resolve_adapter(adapter: str, adapters_dir: str | Path) -> Path:
-    """'latest' -> the run named in `adapters_dir/LATEST`; anything else is an adapter directory path."""
+def resolve_adapter(adapter: str, adapters_dir: str | Path, cache_dir: str | Path | None = None,
+                    endpoint_url: str | None = None) -> Path:
+    """'latest' -> the run named in `adapters_dir/LATEST`; 's3://bucket/key' -> that adapter fetched into
+    `cache_dir` (default: beside `adapters_dir`); anything else is an adapter directory path."""
     adapters_dir = Path(adapters_dir)
-    if adapter == "latest":
+    if adapter.startswith("s3://"):
+        from moxi_pipeline.storage.artifacts import S3Artifacts, parse_s3_uri
+
+        cache_dir = Path(cache_dir) if cache_dir else adapters_dir.parent / "cache" / "s3"
+        path = S3Artifacts(parse_s3_uri(adapter)[0], cache_dir, endpoint_url=endpoint_url).fetch(adapter)
+    elif adapter == "latest":
         latest = adapters_dir / LATEST_FILE
         if not latest.is_file():
             raise ValueError(

@@ -35,6 +35,7 @@ they print as '**********' and never reach logs or metadata by accident:
     MOXI_OPENAI_MODEL=gpt-4o-mini   and MOXI_OPENAI_{BATCH_SIZE,CONCURRENCY,MAX_REQUESTS,MAX_TOKENS,TIMEOUT_S,
                                     MAX_RETRIES,STRUCTURED_OUTPUT}: the openai backend (see README)
     MOXI_HF_DATASET_REPO=           owner/name: sft_dataset pushes the dataset there when HF_TOKEN is set
+    WANDB_API_KEY=, COMET_API_KEY=  training also reports to Weights & Biases / Comet ML (secrets)
 
 pydantic-settings reads them: the process environment wins over `.env` at the project root, and `.env`
 is parsed as a shell would (`export X=1`, quotes, `# comments`); an empty value means unset. Every
@@ -104,6 +105,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL", pattern=r"^https?://")
     hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+    # Experiment trackers: training reports to each one whose key is set (the library reads the key itself).
+    wandb_api_key: SecretStr | None = Field(default=None, validation_alias="WANDB_API_KEY")
+    comet_api_key: SecretStr | None = Field(default=None, validation_alias="COMET_API_KEY")
 
     # Instruction backend and dataset publishing (sft_dataset): MOXI_INSTRUCTIONS=openai asks the
     # OpenAI-compatible model at OPENAI_BASE_URL for each sample's instruction; `template` needs nothing.

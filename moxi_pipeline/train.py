@@ -11,120 +11,48 @@ the end may drop the whole completion, and TRL filters the sample out; cutting t
 system prompt. `fit_to_length` instead keeps the completion's head and cuts the
 middle of the prompt, so the system turn and the instruction (the prompt's last line) both survive.
 TRL still builds the labels from our `completion_mask` (`completion_only_loss=True`).
+
+Checkpoints: with `save_steps` set, the Trainer saves every N steps into `.<run>.checkpoints/` beside the
+run folder, with a `moxi_run.json` fingerprint (config + dataset hash). Called again for the same run
+folder (a killed materialization re-executed), training resumes from the newest checkpoint: weights,
+optimizer, scheduler, RNG states and data position, so it continues at the step after it. A folder whose
+fingerprint differs is cleared and training starts over. The checkpoints hold torch-pickled optimizer
+state, so they stay on local disk and are removed once the adapter is published.
+
+Multi-GPU: `accelerate launch -m moxi_pipeline.train ...` (see `main`) runs one process per GPU under DDP;
+only the first process writes the adapter folder.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Callable
 
 from moxi_pipeline.adapter_card import plot_losses, write_records
 from moxi_pipeline.prompts import to_prompt_completion
 from moxi_pipeline.records import SftSample
+from moxi_pipeline.train_backends import import_backend, load_for_training, lora_config
+from moxi_pipeline.train_config import (
+    CONFIGS_DIR,
+    GPU_INSTALL_HINT,
+    TrainConfig,
+    TrainResult,
+    available_profiles,
+    check_runtime,
+    describe_errors,
+    load_train_config,
+    resolve_backend,
+)
 
-CONFIGS_DIR = Path(__file__).parent / "configs"
-GPU_INSTALL_HINT = "install the GPU extras on a CUDA machine: `pip install -e .[gpu]`"
-
-
-class TrainConfig(BaseModel):
-    """One training profile (configs/train_<profile>.yaml) plus overrides; every field is explained there."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    profile: str = Field(min_length=1)
-    lora_r: int = Field(gt=0)
-    lora_alpha: int = Field(gt=0)
-    lora_dropout: float = Field(ge=0.0, lt=1.0)
-    target_modules: tuple[str, ...] = Field(min_length=1)
-    learning_rate: float = Field(gt=0.0)
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
-    warmup_steps: int = Field(default=0, ge=0)
-    max_steps: int = Field(gt=0)
-    per_device_train_batch_size: int = Field(gt=0)
-    gradient_accumulation_steps: int = Field(gt=0)
-    per_device_eval_batch_size: int = Field(default=4, gt=0)
-    max_eval_samples: int | None = Field(default=None, gt=0)
-    max_length: int = Field(gt=0)
-    min_completion_tokens: int = Field(gt=0)
-    seed: int = 42
-    logging_steps: int = Field(default=1, gt=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
-    quantization: Literal["none", "4bit"] = "none"
-    backend: Literal["hf", "unsloth"] = "hf"
-    gradient_checkpointing: bool = False
-
-    @model_validator(mode="after")
-    def _completion_fits(self) -> "TrainConfig":
-        if self.min_completion_tokens >= self.max_length:
-            raise ValueError(
-                f"min_completion_tokens={self.min_completion_tokens} must be below max_length={self.max_length}"
-            )
-        return self
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    adapter_dir: str
-    steps: int
-    duration_s: float
-    train_tokens: int
-    tokens_per_s: float
-    losses: list[tuple[int, float]]
-    eval_loss: float | None
-    loss_plot: str
-    dataset_hash: str
-
-
-def available_profiles() -> list[str]:
-    return sorted(path.stem.removeprefix("train_") for path in CONFIGS_DIR.glob("train_*.yaml"))
-
-
-def load_train_config(profile: str = "demo", **overrides) -> TrainConfig:
-    """configs/train_<profile>.yaml, then `overrides` on top; any bad field is a ValueError naming it."""
-    path = CONFIGS_DIR / f"train_{profile}.yaml"
-    if not path.is_file():
-        raise ValueError(f"train profile {profile!r} does not exist; available: {', '.join(available_profiles())}")
-    values = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(overrides) - set(TrainConfig.model_fields))
-    if unknown:
-        raise ValueError(f"unknown train config override(s) {unknown}; known fields: {sorted(TrainConfig.model_fields)}")
-    values.update(profile=profile, **overrides)
-    try:
-        return TrainConfig(**values)
-    except ValidationError as error:
-        raise ValueError(f"train profile {profile!r}: {describe_errors(error)}") from None
-
-
-def describe_errors(error: ValidationError) -> str:
-    """`lora_r=0: Input should be greater than 0`, one per bad field, instead of pydantic's multi-line dump."""
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "config"
-        shown = f"{field}={item['input']!r}" if item["loc"] else field
-        parts.append(f"{shown}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def check_runtime(config: TrainConfig, device: str) -> None:
-    """QLoRA and Unsloth need CUDA and their packages; say so before any model loads."""
-    import importlib.util
-
-    gpu_only = [("quantization", config.quantization, "4bit"), ("backend", config.backend, "unsloth")]
-    for field, value, gpu_value in gpu_only:
-        if value == gpu_value and device != "cuda":
-            raise ValueError(f"{field}={value!r} needs a CUDA GPU, but training runs on {device!r}")
-    needed = (["bitsandbytes"] if config.quantization == "4bit" else []) + (
-        ["unsloth"] if config.backend == "unsloth" else []
-    )
-    for package in needed:
-        if importlib.util.find_spec(package) is None:
-            raise ValueError(f"the {package!r} package is missing: {GPU_INSTALL_HINT}")
+__all__ = [
+    "CONFIGS_DIR", "GPU_INSTALL_HINT", "TrainConfig", "TrainResult", "available_profiles", "check_runtime",
+    "describe_errors", "load_train_config", "lora_config", "train_adapter",
+]
+RUN_FINGERPRINT = "moxi_run.json"
 
 
 def fit_to_length(
@@ -181,82 +109,16 @@ def build_dataset(tokenizer, samples: list[SftSample], config: TrainConfig):
     return Dataset.from_list(rows)
 
 
-def load_for_training(base_model_dir: str | Path, config: TrainConfig, device: str):
-    """(model, tokenizer, peft_config) for the chosen backend; peft_config is None when the model already has LoRA."""
-    if config.backend == "unsloth":
-        return load_unsloth(base_model_dir, config)
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from moxi_pipeline.modeling import load_tokenizer
-
-    tokenizer = load_tokenizer(base_model_dir)
-    if config.quantization == "4bit":
-        from peft import prepare_model_for_kbit_training
-        from transformers import BitsAndBytesConfig
-
-        # QLoRA: nf4 weights, double quantization (~0.4 bit/param saved), bf16 matmuls.
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            str(base_model_dir), quantization_config=quantization, dtype=torch.bfloat16, device_map={"": 0}
-        )
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
-    else:
-        dtype = getattr(torch, config.dtype)
-        model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=dtype).to(device)
-    return model, tokenizer, lora_config(config)
-
-
-def load_unsloth(base_model_dir: str | Path, config: TrainConfig):
-    """Unsloth patches the model with fused kernels; it adds LoRA itself, so no peft_config goes to TRL."""
-    from unsloth import FastLanguageModel
-
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=str(base_model_dir),
-        max_seq_length=config.max_length,
-        dtype=None,  # unsloth picks bf16 on Ampere+ GPUs
-        load_in_4bit=config.quantization == "4bit",
-    )
-    model = FastLanguageModel.get_peft_model(
-        model,
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        bias="none",
-        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
-        random_state=config.seed,
-    )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, None
-
-
-def lora_config(config: TrainConfig):
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-
-
-def sft_config(config: TrainConfig, out_dir: Path, device: str):
+def sft_config(config: TrainConfig, out_dir: Path, device: str, has_eval: bool):
     from trl import SFTConfig
 
     on_gpu_bf16 = device == "cuda" and (config.dtype == "bfloat16" or config.quantization == "4bit")
+    eval_during = has_eval and config.eval_steps is not None
+    early_stopping = eval_during and config.early_stopping_patience is not None
     return SFTConfig(
-        output_dir=str(out_dir),  # save_strategy="no": only save_model() writes here
-        max_steps=config.max_steps,
+        output_dir=str(out_dir),  # checkpoints only; the adapter is saved by save_model()
+        max_steps=config.max_steps or -1,  # -1: num_train_epochs decides
+        num_train_epochs=config.num_train_epochs or 1.0,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -265,19 +127,31 @@ def sft_config(config: TrainConfig, out_dir: Path, device: str):
         warmup_steps=config.warmup_steps,
         logging_steps=config.logging_steps,
         seed=config.seed,
-        max_length=config.max_length,  # already fitted by fit_to_length; TRL's cut is then a no-op
+        data_seed=config.seed,  # same shuffling on every run, and after a resume
+        # Samples are already fitted by fit_to_length, so TRL's cut is a no-op; with packing max_length is the
+        # packed row's length, and padding-free without packing takes None (TRL refuses a limit it can't enforce).
+        max_length=None if config.padding_free and not config.packing else config.max_length,
         completion_only_loss=True,  # labels = -100 wherever our completion_mask is 0
-        gradient_checkpointing=config.gradient_checkpointing,
+        packing=config.packing,
+        padding_free=config.padding_free,
+        activation_checkpointing=config.gradient_checkpointing,
         # On CPU the weights are already in config.dtype; autocast on top only adds casts.
         bf16=on_gpu_bf16,
         use_cpu=device == "cpu",
         optim="paged_adamw_8bit" if config.quantization == "4bit" else "adamw_torch",
         include_num_input_tokens_seen="non_padding",
-        save_strategy="no",  # no optimizer checkpoints: only the final adapter is kept
-        eval_strategy="no",
-        report_to="none",
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if eval_during else "no",
+        eval_steps=config.eval_steps,
+        load_best_model_at_end=early_stopping,  # early stopping keeps the best checkpoint, not the last
+        metric_for_best_model="eval_loss" if early_stopping else None,
+        greater_is_better=False if early_stopping else None,
+        report_to=list(config.report_to) or "none",  # TensorBoard writes under output_dir/runs/
         disable_tqdm=True,
         dataloader_pin_memory=device == "cuda",
+        ddp_find_unused_parameters=False,  # LoRA under DDP: every trainable parameter gets a gradient
     )
 
 
@@ -289,6 +163,55 @@ def progress_callback(progress: Callable[[dict], None]):
             progress({"step": state.global_step, "max_steps": state.max_steps, **(logs or {})})
 
     return ProgressCallback()
+
+
+def checkpoint_dir_for(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.checkpoints")
+
+
+def latest_checkpoint(checkpoints: Path, fingerprint: dict, main_process: bool = True) -> Path | None:
+    """The newest `checkpoint-<step>` of this same run, or None; a different run's checkpoints are cleared.
+
+    Under DDP every process asks; only the first clears or writes, the others read what it decided.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    record = checkpoints / RUN_FINGERPRINT
+    same_run = record.is_file() and json.loads(record.read_text()) == fingerprint
+    if not same_run and main_process:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # another config or dataset: its optimizer state does not apply
+        checkpoints.mkdir(parents=True)
+        record.write_text(json.dumps(fingerprint, indent=2))
+    last = get_last_checkpoint(str(checkpoints)) if same_run else None
+    return Path(last) if last else None
+
+
+def checkpoint_step(checkpoint: Path | None) -> tuple[int, int]:
+    """(global step, input tokens seen) recorded in a checkpoint's trainer_state.json; (0, 0) for none."""
+    if checkpoint is None:
+        return 0, 0
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return int(state["global_step"]), int(state.get("num_input_tokens_seen") or 0)
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def callbacks_for(config: TrainConfig, progress, has_eval: bool) -> list:
+    from transformers import EarlyStoppingCallback
+
+    callbacks = [progress_callback(progress)] if progress else []
+    if has_eval and config.eval_steps and config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    return callbacks
 
 
 def train_adapter(
@@ -303,51 +226,113 @@ def train_adapter(
     """Train a LoRA adapter on `train`, measure loss on `eval`, and save everything into `out_dir`.
 
     Everything is written into a temporary folder beside `out_dir`, renamed to `out_dir` once complete:
-    a crash never leaves a half-written adapter folder that looks like a finished one.
+    a crash never leaves a half-written adapter folder that looks like a finished one. With
+    `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint.
     """
-    from trl import SFTTrainer
-
     from moxi_pipeline.modeling import publish_dir, resolve_device, staging_dir
 
     if not train:
         raise ValueError("train: no SFT samples to train on (the train split is empty)")
     device = resolve_device(config.device)
     check_runtime(config, device)
-    final_dir = Path(out_dir)
-    out_dir = staging_dir(final_dir)
-    model, tokenizer, peft_config = load_for_training(base_model_dir, config, device)
     eval = eval[: config.max_eval_samples] if config.max_eval_samples else eval
-    trainer = SFTTrainer(
+    if config.early_stopping_patience and not eval:
+        raise ValueError("early_stopping_patience is set but there are no eval samples to stop on")
+    backend = resolve_backend(config, device)
+    # Unsloth, when chosen, is imported before trl/transformers/peft
+    sft_trainer = import_backend(backend, config.completion_logits_only)
+    final_dir = Path(out_dir)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    checkpoints = checkpoint_dir_for(final_dir)
+    fingerprint = {"config": config.model_dump(mode="json"), "dataset_hash": dataset_hash}
+    resume_from = latest_checkpoint(checkpoints, fingerprint, main_process) if config.save_steps else None
+    model, tokenizer, peft_config = load_for_training(base_model_dir, config, device, backend)
+    trainer = sft_trainer(
         model=model,
-        args=sft_config(config, out_dir, device),
+        args=sft_config(config, checkpoints, device, has_eval=bool(eval)),
         train_dataset=build_dataset(tokenizer, train, config),
         eval_dataset=build_dataset(tokenizer, eval, config) if eval else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[progress_callback(progress)] if progress else None,
+        callbacks=callbacks_for(config, progress, bool(eval)),
     )
+    resumed_step, resumed_tokens = checkpoint_step(resume_from)
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     duration_s = time.perf_counter() - started
     eval_loss = trainer.evaluate()["eval_loss"] if eval else None
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    # save_model also pickles TrainingArguments; training_config.json records the same settings as JSON.
-    (out_dir / "training_args.bin").unlink(missing_ok=True)
+    staging = staging_dir(final_dir) if main_process else final_dir
+    trainer.save_model(str(staging))  # on every process (DDP/FSDP gather), written by the first
     history = trainer.state.log_history
     losses = [(entry["step"], float(entry["loss"])) for entry in history if "loss" in entry]
     train_tokens = int(trainer.state.num_input_tokens_seen)
+    session_tokens = train_tokens - resumed_tokens
     result = TrainResult(
         adapter_dir=str(final_dir),
         steps=trainer.state.global_step,
         duration_s=round(duration_s, 2),
         train_tokens=train_tokens,
-        tokens_per_s=round(train_tokens / duration_s, 1) if duration_s > 0 else 0.0,
+        tokens_per_s=round(session_tokens / duration_s, 1) if duration_s > 0 else 0.0,
         losses=losses,
         eval_loss=eval_loss,
-        loss_plot=str(final_dir / plot_losses(losses, out_dir / "loss_curve.png", eval_loss).name),
+        loss_plot=str(final_dir / "loss_curve.png"),
         dataset_hash=dataset_hash,
+        resumed_from_step=resumed_step,
+        peak_memory_mb=peak_memory_mb(device),
+        eval_losses=[(entry["step"], float(entry["eval_loss"])) for entry in history if "eval_loss" in entry],
     )
-    write_records(out_dir, base_model_dir, config, result, history, len(train), len(eval))
-    publish_dir(out_dir, final_dir)
+    if main_process:
+        tokenizer.save_pretrained(str(staging))
+        # save_model also pickles TrainingArguments; training_config.json records the same settings as JSON.
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        plot_losses(losses, staging / "loss_curve.png", eval_loss)
+        if (checkpoints / "runs").is_dir():  # TensorBoard event files outlive the checkpoints
+            shutil.copytree(checkpoints / "runs", staging / "tensorboard", dirs_exist_ok=True)
+        write_records(staging, base_model_dir, config, result, history, len(train), len(eval))
+        publish_dir(staging, final_dir)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: nothing left to resume
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m moxi_pipeline.train` / `accelerate launch -m moxi_pipeline.train`: train outside Dagster.
+
+    Reads the SFT dataset records the sft_dataset asset wrote (data/records/sft_dataset.jsonl), so a
+    multi-GPU run trains on exactly what the pipeline built.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m moxi_pipeline.train", description=main.__doc__)
+    parser.add_argument("--profile", required=True, help=f"one of {', '.join(available_profiles())}")
+    parser.add_argument("--base-model", required=True, help="a local model folder (safetensors + tokenizer)")
+    parser.add_argument("--dataset", required=True, help="sft_dataset records: JSON Lines of SftSample")
+    parser.add_argument("--out", required=True, help="the adapter folder to write (resumes if checkpoints exist)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a profile field (YAML value), e.g. --set max_steps=200")
+    args = parser.parse_args(argv)
+    import yaml
+
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE")
+        overrides[name] = yaml.safe_load(value)
+    try:
+        config = load_train_config(args.profile, **overrides)
+        rows = [json.loads(line) for line in Path(args.dataset).read_text().splitlines() if line.strip()]
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"moxi train: {error}\n")
+    samples = [SftSample.model_validate(row) for row in rows]
+    from moxi_pipeline.dataset import dataset_hash
+
+    result = train_adapter(
+        args.base_model, [s for s in samples if s.split == "train"], [s for s in samples if s.split == "test"],
+        config, args.out, dataset_hash(samples), progress=lambda logs: print(f"train {logs}", flush=True),
+    )
+    print(f"wrote {result.adapter_dir}: {result.steps} steps, eval loss {result.eval_loss}, {result.tokens_per_s} tokens/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -98,7 +98,7 @@ def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypat
         def __init__(self, **kwargs):
             self.state = types.SimpleNamespace(log_history=[{"step": 1, "loss": 2.0}], global_step=1, num_input_tokens_seen=8)
 
-        def train(self):
+        def train(self, resume_from_checkpoint=None):
             pass
 
         def evaluate(self):
@@ -115,7 +115,7 @@ def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypat
     monkeypatch.setattr(modeling, "resolve_device", lambda device: "cpu")
     monkeypatch.setattr(train, "load_for_training", lambda *args: (None, _FakeTokenizer(), None))
     monkeypatch.setattr(train, "build_dataset", lambda *args: [])
-    monkeypatch.setattr(train, "sft_config", lambda *args: None)
+    monkeypatch.setattr(train, "sft_config", lambda *args, **kwargs: None)
     sample = SftSample(instruction="Write it.", content="# r\n\ntext", repo_url="u", repo="r", kind="readme",
                        split="train", input=SampleInput(file_tree=("a.py",), project_type="python_project"))
     config = train.load_train_config("demo", device="cpu")

@@ -57,7 +57,7 @@ def test_environment_wins_over_dotenv_and_empty_means_unset(project):
         ({"MOXI_COLLECT_LIMIT": "0"}, "MOXI_COLLECT_LIMIT='0': Input should be greater than or equal to 1"),
         ({"MOXI_TRAIN_DEVICE": "gpu"}, "MOXI_TRAIN_DEVICE='gpu': Input should be 'auto', 'cpu' or 'cuda'"),
         ({"MOXI_COLLECT_SOURCE": "ftp"}, "MOXI_COLLECT_SOURCE='ftp': unknown source 'ftp'; choose from installed, jsonl, local, github"),
-        ({"MOXI_TRAIN_PROFILE": "fast"}, "MOXI_TRAIN_PROFILE='fast': choose one of cpu, demo, gpu, unsloth"),
+        ({"MOXI_TRAIN_PROFILE": "fast"}, "MOXI_TRAIN_PROFILE='fast': choose one of cpu, demo, gpu-3b, gpu-7b"),
         ({"MOXI_GPU_POOL": "two words"}, "MOXI_GPU_POOL='two words': String should match pattern"),
         ({"MOXI_BASE_MODEL": "./missing_model"}, "MOXI_BASE_MODEL='./missing_model': no model folder at"),
         ({"MOXI_COLLECT_LIMT": "3"}, "MOXI_COLLECT_LIMT in the environment: not a Moxi setting"),

@@ -36,18 +36,74 @@ def make_sample(index: int, content: str = "# tiny\n\nParses files.\n\n## Usage\
 # ---- config ---------------------------------------------------------------------------------
 
 
-def test_profiles_ship_demo_cpu_gpu_unsloth():
-    assert available_profiles() == ["cpu", "demo", "gpu", "unsloth"]
+def test_profiles_ship_demo_cpu_gpu_3b_gpu_7b():
+    assert available_profiles() == ["cpu", "demo", "gpu-3b", "gpu-7b"]
 
 
-@pytest.mark.parametrize("profile", ["demo", "cpu", "gpu", "unsloth"])
+@pytest.mark.parametrize("profile", ["demo", "cpu", "gpu-3b", "gpu-7b"])
 def test_every_profile_loads_and_opens_with_its_command(profile):
     from moxi_pipeline.train import CONFIGS_DIR
 
     config = load_train_config(profile)
     assert config.profile == profile
     first_line = (CONFIGS_DIR / f"train_{profile}.yaml").read_text().splitlines()[0]
-    assert first_line.startswith("# ") and f"MOXI_TRAIN_PROFILE={profile} " in first_line
+    assert first_line.startswith("# ")
+    assert f"MOXI_TRAIN_PROFILE={profile} " in first_line or f"--profile {profile} " in first_line
+
+
+@pytest.mark.parametrize("profile", ["demo", "cpu", "gpu-3b", "gpu-7b"])
+def test_every_setting_carries_a_comment(profile):
+    from moxi_pipeline.train import CONFIGS_DIR
+
+    settings = [line for line in (CONFIGS_DIR / f"train_{profile}.yaml").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert settings and all("  # " in line for line in settings), [line for line in settings if "  # " not in line]
+
+
+@pytest.mark.parametrize("profile", ["demo", "gpu-3b", "gpu-7b"])
+def test_profile_sets_every_field_explicitly(profile):
+    import yaml
+
+    from moxi_pipeline.train import CONFIGS_DIR, TrainConfig
+
+    keys = set(yaml.safe_load((CONFIGS_DIR / f"train_{profile}.yaml").read_text()))
+    assert keys == set(TrainConfig.model_fields) - {"profile", "report_to"}  # report_to comes from the environment
+
+
+def test_gpu_3b_is_qlora_on_llama_with_unsloth_when_installed():
+    from moxi_pipeline.train import CONFIGS_DIR
+
+    config = load_train_config("gpu-3b")
+    assert (config.quantization, config.dtype, config.backend, config.device) == ("4bit", "bfloat16", "auto", "cuda")
+    assert "Llama-3.2-3B" in (CONFIGS_DIR / "train_gpu-3b.yaml").read_text().splitlines()[0]
+    assert config.lora_dropout == 0.0  # Unsloth's fast path
+
+
+def test_gpu_7b_is_qlora_r64_on_qwen_launched_by_accelerate():
+    from moxi_pipeline.train import CONFIGS_DIR
+
+    config = load_train_config("gpu-7b")
+    assert (config.lora_r, config.lora_alpha, config.quantization, config.backend) == (64, 128, "4bit", "hf")
+    first_line = (CONFIGS_DIR / "train_gpu-7b.yaml").read_text().splitlines()[0]
+    assert "Qwen/Qwen2.5-7B" in first_line and "accelerate launch --multi_gpu --num_processes 4 -m moxi_pipeline.train" in first_line
+    # early stopping reloads the best checkpoint, so checkpoints fall on eval steps
+    assert config.save_steps % config.eval_steps == 0 and config.early_stopping_patience
+
+
+def test_the_launch_command_parses_and_names_a_bad_override(capsys):
+    from moxi_pipeline.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--profile", "gpu-7b", "--base-model", "m", "--dataset", "d.jsonl", "--out", "o", "--set", "lora_r=0"])
+    assert exit_.value.code == 2
+    assert "moxi train: train profile 'gpu-7b': lora_r=0: Input should be greater than 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", ["gpu-3b", "gpu-7b"])
+def test_gpu_profiles_refuse_a_cpu_before_loading(profile, tmp_path):
+    config = load_train_config(profile, device="cpu")
+    with pytest.raises(ValueError, match="quantization='4bit' needs a CUDA GPU, but training runs on 'cpu'"):
+        train_adapter(tmp_path / "no_model_here", [make_sample(0)], [], config, tmp_path / "out", "hash")
 
 
 def test_overrides_win_over_the_profile():
@@ -78,7 +134,7 @@ def test_bad_values_name_the_field_and_value(overrides, expected):
 def test_unknown_profile_lists_the_available_ones():
     with pytest.raises(ValueError) as error:
         load_train_config("huge")
-    assert "'huge'" in str(error.value) and "cpu, demo, gpu, unsloth" in str(error.value)
+    assert "'huge'" in str(error.value) and "cpu, demo, gpu-3b, gpu-7b" in str(error.value)
 
 
 def test_unknown_override_is_named():
@@ -101,14 +157,26 @@ def test_gpu_options_on_cpu_name_the_field(overrides, expected):
         check_runtime(load_train_config("demo", **overrides), "cpu")
 
 
-@pytest.mark.parametrize(("profile", "package"), [("gpu", "bitsandbytes"), ("unsloth", "unsloth")])
-def test_missing_gpu_package_says_how_to_install(monkeypatch, profile, package):
+@pytest.mark.parametrize(("overrides", "package"), [({}, "bitsandbytes"), ({"backend": "unsloth"}, "unsloth")])
+def test_missing_gpu_package_says_how_to_install(monkeypatch, overrides, package):
     import importlib.util
 
     # only `package` is missing: the other GPU package (both absent on this CPU machine) counts as installed
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == package else object())
     with pytest.raises(ValueError, match=rf"'{package}' package is missing: .*pip install -e \.\[gpu\]"):
-        check_runtime(load_train_config(profile), "cuda")
+        check_runtime(load_train_config("gpu-3b", **overrides), "cuda")
+
+
+@pytest.mark.parametrize(("installed", "device", "expected"), [
+    (True, "cuda", "unsloth"), (False, "cuda", "hf"), (True, "cpu", "hf"),
+])
+def test_auto_backend_takes_unsloth_only_when_installed_on_cuda(monkeypatch, installed, device, expected):
+    import importlib.util
+
+    from moxi_pipeline.train_config import resolve_backend
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if installed else None)
+    assert resolve_backend(load_train_config("gpu-3b"), device) == expected
 
 
 def test_train_adapter_refuses_4bit_on_cpu_before_loading(tmp_path):
@@ -290,3 +358,39 @@ def test_saved_adapter_reloads_with_the_trained_weights(tiny_run, tiny_model_dir
     loaded = {name.removeprefix("base_model.model."): p for name, p in reloaded.named_parameters() if "lora_" in name}
     assert trained.keys() == loaded.keys()
     assert all(torch.equal(trained[name], loaded[name]) for name in trained)
+
+
+# ---- experiment trackers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("installed", "wandb_key", "comet_key", "expected"),
+    [
+        (set(), False, False, ()),
+        ({"tensorboard"}, False, False, ("tensorboard",)),  # TensorBoard whenever installed: logs stay local
+        (set(), True, False, ("wandb",)),
+        ({"tensorboard"}, True, True, ("tensorboard", "wandb", "comet_ml")),
+    ],
+)
+def test_trackers_follow_the_keys_that_are_set(monkeypatch, installed, wandb_key, comet_key, expected):
+    import importlib.util
+
+    from moxi_pipeline.train_config import trackers
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    assert trackers(wandb_key, comet_key) == expected
+
+
+def test_a_tracker_without_its_package_is_named(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match=r"report_to='comet_ml' needs the 'comet_ml' package: `pip install comet_ml`"):
+        check_runtime(load_train_config("demo", report_to=["comet_ml"]), "cpu")
+
+
+def test_trackers_reach_the_trainer_arguments(tmp_path):
+    from moxi_pipeline.train import sft_config
+
+    assert sft_config(load_train_config("demo", report_to=["wandb"]), tmp_path, "cpu", has_eval=False).report_to == ["wandb"]
+    assert sft_config(load_train_config("demo"), tmp_path, "cpu", has_eval=False).report_to == []  # "none"

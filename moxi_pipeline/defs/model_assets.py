@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import yaml
 from pydantic import Field
 
 from moxi_pipeline.dataset import dataset_hash
@@ -15,11 +16,14 @@ from moxi_pipeline.records import Artifact, RepoRecord, SftSample
 from moxi_pipeline.report import compare_runs, write_eval_report
 from moxi_pipeline.settings import load_settings
 from moxi_pipeline.train import load_train_config, train_adapter
+from moxi_pipeline.train_config import trackers
 
 SETTINGS = load_settings()
 MAX_PATH_RATE = 0.05  # the check's threshold: at most 5% of mentioned paths may be missing from the tree
-# With MOXI_GPU_POOL set, training takes a slot of that Dagster concurrency pool (limit it to the GPUs
-# you have: `dagster instance concurrency set gpu 1`) and carries tags a GPU executor/launcher reads.
+# Training takes a slot of the Dagster concurrency pool `gpu` (MOXI_GPU_POOL renames it); dagster.yaml limits
+# the pool to 1, so two trainings never share a GPU. A pool without a limit runs unlimited, as on a laptop.
+# The op tags ask a step-per-pod executor (k8s_job_executor) for a GPU; train_job carries the run-level tags.
+GPU_POOL = SETTINGS.gpu_pool or "gpu"
 GPU_TAGS = {"moxi/device": "gpu", "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
 
@@ -37,15 +41,17 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, artif
 
 
 class LoraAdapterConfig(dg.Config):
-    profile: str = Field(default=SETTINGS.train_profile, description="configs/train_<profile>.yaml: demo | cpu | gpu | unsloth")
+    profile: str = Field(default=SETTINGS.train_profile, description="configs/train_<profile>.yaml: demo | cpu | gpu-3b | gpu-7b")
     max_steps: int | None = Field(default=None, description="override the profile's max_steps")
     lora_r: int | None = Field(default=None, description="override the profile's LoRA rank")
     learning_rate: float | None = Field(default=None, description="override the profile's learning rate")
     max_length: int | None = Field(default=None, description="override the profile's sequence length in tokens")
     device: str | None = Field(default=None, description="auto | cpu | cuda (default: MOXI_TRAIN_DEVICE)")
+    overrides: dict[str, str] = Field(default={}, description="any other profile field, its value in YAML: "
+                                      "{save_steps: '50', packing: 'true', target_modules: '[q_proj, v_proj]'}")
 
 
-@dg.asset(group_name="model", kinds={"pytorch"}, pool=SETTINGS.gpu_pool, op_tags=GPU_TAGS if SETTINGS.gpu_pool else None)
+@dg.asset(group_name="model", kinds={"pytorch"}, pool=GPU_POOL, op_tags=GPU_TAGS)
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: LoraAdapterConfig,
@@ -53,10 +59,17 @@ def lora_adapter(
     base_model: Artifact,
     sft_dataset: list[SftSample],
 ) -> Artifact:
-    """A PEFT LoRA adapter trained with TRL's SFTTrainer on the training split."""
-    overrides = {k: v for k, v in config.model_dump().items() if k != "profile" and v is not None}
-    train_config = load_train_config(config.profile, **{"device": SETTINGS.train_device, **overrides})
-    run_id = time.strftime("%Y%m%d-%H%M%S")
+    """A PEFT LoRA adapter trained with TRL's SFTTrainer on the training split.
+
+    The run folder is named after the Dagster run that first tried it (the root run): re-executing a killed
+    or failed run trains into the same folder and resumes from its newest checkpoint.
+    """
+    overrides = {k: yaml.safe_load(v) for k, v in config.overrides.items()}
+    overrides |= {k: v for k, v in config.model_dump().items() if k not in ("profile", "overrides") and v is not None}
+    report_to = trackers(SETTINGS.wandb_api_key is not None, SETTINGS.comet_api_key is not None)
+    train_config = load_train_config(config.profile, **{"device": SETTINGS.train_device, "report_to": report_to,
+                                                        **overrides})
+    run_id = run_folder_name(context)
     out_dir = artifacts.path("models", "lora_adapter", run_id)
     result = train_adapter(
         base_model.path,
@@ -68,16 +81,26 @@ def lora_adapter(
         progress=lambda logs: context.log.info(f"train {logs}"),
     )
     artifacts.path("models", "lora_adapter", "LATEST").write_text(run_id + "\n")
+    uri = artifacts.publish(result.adapter_dir, f"models/lora_adapter/{run_id}")
     context.add_output_metadata({
         "steps": result.steps, "duration_s": round(result.duration_s, 1), "tokens_per_s": round(result.tokens_per_s, 1),
         "train_tokens": result.train_tokens, "final_loss": result.losses[-1][1] if result.losses else float("nan"),
         "eval_loss": result.eval_loss if result.eval_loss is not None else float("nan"),
+        "resumed_from_step": result.resumed_from_step, "peak_memory_mb": result.peak_memory_mb,
         "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
-        "adapter_dir": dg.MetadataValue.path(result.adapter_dir),
+        "adapter_dir": dg.MetadataValue.path(result.adapter_dir), "adapter_uri": uri,
     })
     return Artifact(name="lora_adapter", path=result.adapter_dir,
                     metadata={"run_id": run_id, "dataset_hash": result.dataset_hash, "steps": result.steps,
-                              "profile": config.profile})
+                              "profile": config.profile, "uri": uri})
+
+
+def run_folder_name(context: dg.AssetExecutionContext) -> str:
+    """`<root run start>-<root run id[:8]>`: the same for a run and every re-execution of it."""
+    root_id = context.run.tags.get("dagster/root_run_id", context.run_id)
+    record = context.instance.get_run_record_by_id(root_id)
+    started = record.create_timestamp.astimezone() if record else None
+    return f"{started:%Y%m%d-%H%M%S}-{root_id[:8]}" if started else f"{time.strftime('%Y%m%d-%H%M%S')}-{root_id[:8]}"
 
 
 class EvalReportConfig(dg.Config):
@@ -111,7 +134,8 @@ def eval_report(
     context.add_output_metadata({**headline, "repositories": report.n_repos,
                                  "report": dg.MetadataValue.md(Path(paths["report"]).read_text()),
                                  "metrics_plot": image(paths["plot"], "template, base and fine-tuned"),
-                                 "report_path": dg.MetadataValue.path(paths["report"])})
+                                 "report_path": dg.MetadataValue.path(paths["report"]),
+                                 "report_uri": artifacts.publish(Path(paths["report"]).parent, f"eval/runs/{run_id}")})
     return Artifact(name="eval_report", path=str(Path(paths["report"]).parent), metadata=headline)
 
 

@@ -7,16 +7,28 @@ import dagster as dg
 from dagster_openai import OpenAIResource
 from openai import OpenAI
 
+from moxi_pipeline.settings import load_settings
+from moxi_pipeline.storage.artifacts import artifact_store
+
+_SETTINGS = load_settings()
+
 
 class LocalArtifactStore(dg.ConfigurableResource):
-    """Directories for models, datasets and reports, under the project's data folder."""
+    """Working directories for models, datasets and reports under the project's data folder; finished
+    folders are published to S3 when `s3_bucket` is set (MOXI_S3_BUCKET), else they stay where they are."""
 
     data_dir: str
+    s3_bucket: str | None = _SETTINGS.s3_bucket  # MOXI_S3_BUCKET
+    aws_endpoint_url: str | None = _SETTINGS.aws_endpoint_url  # AWS_ENDPOINT_URL, e.g. MinIO
 
     def path(self, *parts: str) -> Path:
         path = Path(self.data_dir).joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def publish(self, local_dir: str | Path, key: str) -> str:
+        """The finished folder's URI: s3://<bucket>/moxi/<key>, or its local path."""
+        return artifact_store(self.data_dir, self.s3_bucket, self.aws_endpoint_url).publish(local_dir, key)
 
 
 class OpenAIClient(OpenAIResource):
@@ -58,5 +70,6 @@ def pipeline_resources(settings) -> dict:
     from moxi_pipeline.defs.io_managers import record_io_manager
 
     data_dir = str(settings.data_dir)
-    return {"io_manager": record_io_manager(settings), "artifacts": LocalArtifactStore(data_dir=data_dir),
-            "openai": openai_client(settings)}
+    artifacts = LocalArtifactStore(data_dir=data_dir, s3_bucket=settings.s3_bucket,
+                                   aws_endpoint_url=settings.aws_endpoint_url)
+    return {"io_manager": record_io_manager(settings), "artifacts": artifacts, "openai": openai_client(settings)}

@@ -1,0 +1,172 @@
+"""Where finished artifact folders live: local folders (the default) or an S3 bucket.
+
+Training and the other phases write into a local working folder, then `publish` it under a key such
+as `models/lora_adapter/<run_id>`; readers `fetch` a URI into a local folder they can open.
+
+    LocalArtifacts   <root>/<key>/...                   URI: the folder's path
+    S3Artifacts      s3://<bucket>/<prefix>/<key>/...   URI: s3://..., fetched into <cache_dir>/<bucket>/<key>
+
+Objects are plain files (safetensors, JSON, Markdown, PNG, tokenizer files), never pickles: a folder
+holding a `.bin`/`.pt`/`.pth`/`.pkl` file is refused before anything is uploaded, because loading a
+pickle runs code. S3 writes each file, then `_manifest.json` (names, sizes, SHA-256) last: a folder
+without a manifest is an upload that never finished, and `fetch` says so instead of returning half of it.
+Credentials come from boto3's own chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role ...);
+`AWS_ENDPOINT_URL` points it at MinIO or another S3-compatible server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+MANIFEST = "_manifest.json"
+# torch.save, pickle and joblib formats: loading one executes code, so they never leave the machine.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+class ArtifactStore(Protocol):
+    def uri(self, key: str) -> str: ...
+
+    def publish(self, local_dir: str | Path, key: str) -> str: ...
+
+    def fetch(self, uri: str) -> Path: ...
+
+
+def plain_files(local_dir: str | Path) -> list[Path]:
+    """Every file under `local_dir`, sorted; a ValueError names any pickle among them."""
+    local_dir = Path(local_dir)
+    if not local_dir.is_dir():
+        raise ValueError(f"cannot publish {local_dir}: it is not a folder")
+    files = sorted(path for path in local_dir.rglob("*") if path.is_file())
+    pickles = [str(path.relative_to(local_dir)) for path in files if path.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise ValueError(f"cannot publish {local_dir}: pickle files {pickles} (artifacts are plain files only)")
+    return files
+
+
+def _check_key(key: str) -> str:
+    key = key.strip("/")
+    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"artifact key {key!r} must be a relative path like 'models/lora_adapter/<run>'")
+    return key
+
+
+class LocalArtifacts:
+    """Folders under `root`; publishing a folder that is already in place copies nothing."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def uri(self, key: str) -> str:
+        return str(self.root / _check_key(key))
+
+    def publish(self, local_dir: str | Path, key: str) -> str:
+        target = Path(self.uri(key))
+        plain_files(local_dir)
+        if Path(local_dir).resolve() != target.resolve():
+            staging = target.with_name(f".{target.name}.publishing")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(local_dir, staging)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        return str(target)
+
+    def fetch(self, uri: str) -> Path:
+        path = Path(uri)
+        if not path.is_dir():
+            raise ValueError(f"artifact {uri!r}: no such folder")
+        return path
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key.strip("/"):
+        raise ValueError(f"{uri!r} is not an S3 URI of the form s3://<bucket>/<key>")
+    return bucket, key.strip("/")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class S3Artifacts:
+    """Folders as objects under s3://<bucket>/<prefix>/<key>/; fetched copies land in `cache_dir`."""
+
+    def __init__(self, bucket: str, cache_dir: str | Path, prefix: str = "moxi", endpoint_url: str | None = None,
+                 client=None):
+        import boto3
+
+        self.bucket, self.prefix, self.cache_dir = bucket, prefix.strip("/"), Path(cache_dir)
+        self.client = client or boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _object_key(self, key: str) -> str:
+        key = _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._object_key(key)}"
+
+    def publish(self, local_dir: str | Path, key: str) -> str:
+        local_dir, base = Path(local_dir), self._object_key(key)
+        files = plain_files(local_dir)
+        manifest = {}
+        for path in files:
+            name = path.relative_to(local_dir).as_posix()
+            self.client.upload_file(str(path), self.bucket, f"{base}/{name}")
+            manifest[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        body = json.dumps({"files": manifest}, indent=2).encode()
+        self.client.put_object(Bucket=self.bucket, Key=f"{base}/{MANIFEST}", Body=body, ContentType="application/json")
+        return self.uri(key)
+
+    def fetch(self, uri: str) -> Path:
+        """Download the folder at `uri` (any bucket) into the cache; files already there and intact are kept."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, base = parse_s3_uri(uri)
+        try:
+            return self._download(uri, bucket, base)
+        except self.client.exceptions.NoSuchKey:
+            raise ValueError(f"artifact {uri!r}: no {MANIFEST} there (never published, or an upload that did not finish)") from None
+        except (BotoCoreError, ClientError) as error:  # no bucket, no credentials, endpoint down: one line, no traceback
+            raise ValueError(f"artifact {uri!r}: {error}") from None
+
+    def _download(self, uri: str, bucket: str, base: str) -> Path:
+        manifest = json.loads(self.client.get_object(Bucket=bucket, Key=f"{base}/{MANIFEST}")["Body"].read())
+        local_dir = self.cache_dir / bucket / base
+        for name, expected in manifest["files"].items():
+            target = (local_dir / name).resolve()
+            if not target.is_relative_to(local_dir.resolve()):
+                raise ValueError(f"artifact {uri!r}: manifest entry {name!r} points outside the folder")
+            if target.is_file() and target.stat().st_size == expected["size"] and _sha256(target) == expected["sha256"]:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.download")
+            self.client.download_file(bucket, f"{base}/{name}", str(partial))
+            if _sha256(partial) != expected["sha256"]:
+                partial.unlink()
+                raise ValueError(f"artifact {uri!r}: {name} does not match its manifest checksum")
+            os.replace(partial, target)
+        return local_dir
+
+
+def artifact_store(data_dir: str | Path, s3_bucket: str | None = None, endpoint_url: str | None = None) -> ArtifactStore:
+    """S3 when a bucket is set (MOXI_S3_BUCKET), else folders under the data folder."""
+    if s3_bucket:
+        return S3Artifacts(s3_bucket, Path(data_dir) / "cache" / "s3", endpoint_url=endpoint_url)
+    return LocalArtifacts(data_dir)
+
+
+def fetch_artifact(uri: str, data_dir: str | Path, endpoint_url: str | None = None) -> Path:
+    """A local folder for `uri`: an s3:// URI is fetched into <data_dir>/cache/s3, a path is returned as is."""
+    if uri.startswith("s3://"):
+        return S3Artifacts(parse_s3_uri(uri)[0], Path(data_dir) / "cache" / "s3", endpoint_url=endpoint_url).fetch(uri)
+    return LocalArtifacts(data_dir).fetch(uri)
