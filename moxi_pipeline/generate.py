@@ -172,14 +172,18 @@ def _cut_at_echo(lines: list[str]) -> list[str]:
 
 
 def _drop_gibberish(lines: list[str]) -> list[str]:
-    """Drop lines holding a run of letters no language has, or a run of one symbol mixed with other text;
-    the model often recovers on the next line."""
+    """Drop lines holding a run of letters no language has, or a run of one symbol that is no rule
+    ("*** ***********"); the model often recovers on the next line."""
     return [line for line in lines if not _GIBBERISH.search(line) and not _mixed_symbol_run(line)]
 
 
 def _mixed_symbol_run(line: str) -> bool:
+    """8+ of one symbol beside other text, or 20+ alone that make no rule or underline ('-', '=', '_')."""
     match = _SYMBOL_RUN.search(line)
-    return match is not None and bool(line.strip().replace(match.group(1), "").strip())
+    if match is None:
+        return False
+    alone = not line.strip().replace(match.group(1), "").strip()
+    return not alone or (match.group(1) not in "-=_" and len(line.strip()) >= 20)
 
 
 def _cut_at_loop(lines: list[str]) -> list[str]:

@@ -228,9 +228,15 @@ def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
     while index < len(lines):
         if index in blocks:
             block = blocks[index]
-            body = _ground_code(lines[block.start + 1 : block.end - 1], block.info, evidence, report)
+            # Only fence lines are exempt: an indented block ("    ```python" included) is all content, and
+            # an unclosed fence runs to the end of the text, its last line content too.
+            first = block.start + 1 if block.fenced else block.start
+            end = min(block.end, len(lines))  # markdown-it may map a block one line past the text
+            closed = block.fenced and end - 1 > block.start and _is_fence(lines[end - 1])
+            last = end - 1 if closed else end
+            body = _ground_code(lines[first:last], block.info, evidence, report)
             if any(line.strip() not in ("", "#", "$", "//", ">") for line in body):  # a lone prompt sign is no code
-                out += [lines[block.start], *body, lines[block.end - 1]]
+                out += [*lines[block.start:first], *body, *lines[last:end]]
             index = block.end
             continue
         grounded = _ground_prose(lines[index], evidence, report) if lines[index].strip() else lines[index]

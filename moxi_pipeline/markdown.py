@@ -29,8 +29,9 @@ class Heading:
 class CodeBlock:
     info: str  # the fence's info string ("bash", "python", "" for indented code)
     content: str
-    start: int  # first line (the opening fence)
-    end: int  # one past the last line (the closing fence)
+    start: int  # first line (the opening fence, or an indented block's first line)
+    end: int  # one past the last line (the closing fence, when the block has one)
+    fenced: bool = True  # False: indented code, every line is content
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +70,7 @@ def code_blocks(text: str) -> list[CodeBlock]:
     blocks = []
     for token in tokens(text):
         if token.type in ("fence", "code_block") and token.map:
-            blocks.append(CodeBlock(token.info.strip(), token.content, token.map[0], token.map[1]))
+            blocks.append(CodeBlock(token.info.strip(), token.content, token.map[0], token.map[1], token.type == "fence"))
     return blocks
 
 

@@ -207,6 +207,8 @@ def test_base_model_errors_name_the_file_and_value(tmp_path):
 @pytest.mark.parametrize("line, dropped", [
     ("  *   ***********.JS", True),   # symbol soup a fine-tuned model wrote for a Features list
     ("**********", False),            # a thematic break is that symbol alone
+    ("*" * 35, True),                 # ...but 35 stars are the tip of a star pyramid, not a rule
+    ("-" * 40, False),                # a long dash rule is still a rule
     ("| --- | --- |", False),         # table rule
     ("- **Fast**: no copies", False),  # bold is two stars
 ])

@@ -132,7 +132,7 @@ def _write_inputs(data_dir: Path, tiny_model_dir) -> None:
 def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_path, tiny_model_dir, monkeypatch):
     from moxi_pipeline.defs import data_assets, model_assets
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
-    from moxi_pipeline.defs.resources import LocalArtifactStore
+    from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
 
     data_dir = tmp_path / "data"
     _write_inputs(data_dir, tiny_model_dir)
@@ -160,7 +160,8 @@ def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_
 
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="moxi-runs")
         resources = {"io_manager": LocalRecordIOManager(data_dir=str(data_dir)),
-                     "artifacts": LocalArtifactStore(data_dir=str(data_dir), s3_bucket="moxi-runs", aws_endpoint_url=endpoint)}
+                     "artifacts": LocalArtifactStore(data_dir=str(data_dir), s3_bucket="moxi-runs", aws_endpoint_url=endpoint),
+                     "openai": OpenAIClient(api_key="")}
         # only lora_adapter runs; base_model and sft_dataset load from the records written above
         assets = dg.load_assets_from_modules([data_assets, model_assets])
         first = dg.materialize(assets, selection=[model_assets.lora_adapter], resources=resources,

@@ -6,6 +6,7 @@ import pytest
 
 from moxi_pipeline.facts import repo_facts
 from moxi_pipeline.grounding import Evidence, file_mentions, ground_readme, known_paths, unknown_paths
+from moxi_pipeline.records import RepoFacts
 from moxi_pipeline_tests.test_facts import record
 
 PYPROJECT = """[project]
@@ -204,3 +205,16 @@ def test_file_mentions_and_unknown_paths(text, mentions, unknown):
 
 def test_known_paths_are_every_contiguous_run_of_components():
     assert known_paths(["a/b/c.py"]) == {"a", "b", "c.py", "a/b", "b/c.py", "a/b/c.py"}
+
+
+@pytest.mark.parametrize("readme", [
+    # an indented block that opens with a fence: markdown reads it all as content, the last line included
+    "## Usage\n\nSet it up:\n\n    ```python\n      python setup.py run /etc/default/app.conf\n",
+    # a fence never closed runs to the end: its last line is content, not a closing fence
+    "## Usage\n\n```\nmoxi run\ncat docs/missing.md\n",
+])
+def test_the_last_line_of_an_indented_or_unclosed_block_is_grounded_too(readme):
+    evidence = Evidence.of(RepoFacts(name="app", commands=["moxi run"]), ["README.md", "setup.py", "src/app.py"], [])
+    text, report = ground_readme(readme, evidence)
+    assert "etc/default" not in text and "docs/missing.md" not in text
+    assert len(report.removed) == 1 and ("etc/default" in report.removed[0] or "docs/missing.md" in report.removed[0])
