@@ -181,3 +181,28 @@ def test_bad_keys_are_refused(tmp_path, key):
 def test_bad_s3_uris_are_refused(uri):
     with pytest.raises(ValueError, match="is not an S3 URI"):
         parse_s3_uri(uri)
+
+
+def test_s3_sft_dataset_is_published_with_its_uri_in_metadata(s3_endpoint, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
+    from moxi_pipeline_tests.test_definitions import _sample
+
+    samples = [_sample("train", "## Usage\n\nRun it with care, it renames files."), _sample("test")]
+    monkeypatch.setattr(data_assets, "build_sft_dataset", lambda records, chunks, config, progress: samples)
+    context = dg.build_asset_context()
+    artifacts = LocalArtifactStore(data_dir=str(tmp_path), s3_bucket=BUCKET, aws_endpoint_url=s3_endpoint)
+    sft_dataset(context=context, config=SftDatasetConfig(), artifacts=artifacts, openai=OpenAIClient(api_key=""),
+                raw_readmes=[], readme_chunks=[])
+    uri = context.get_output_metadata("result")["dataset_uri"]
+    assert uri.startswith(f"s3://{BUCKET}/moxi/datasets/sft/")
+    store = S3Artifacts(BUCKET, tmp_path / "cache", prefix="moxi", endpoint_url=s3_endpoint)
+    key = uri.removeprefix(f"s3://{BUCKET}/")
+    keys = object_keys(store, key)
+    assert f"{key}/training_dataset.json" in keys and f"{key}/README.md" in keys
+    fetched = store.fetch(uri)
+    assert json.loads((fetched / "training_dataset.json").read_text()) == json.loads(
+        (tmp_path / "sft" / "training_dataset.json").read_text())

@@ -145,8 +145,12 @@ def sft_dataset(
     if SETTINGS.hf_token and SETTINGS.hf_dataset_repo:
         push_dataset(written["hf_path"], SETTINGS.hf_dataset_repo, SETTINGS.hf_token.get_secret_value())
         context.log.info(f"pushed the dataset to the Hub as {SETTINGS.hf_dataset_repo}")
+    published = {}
+    if artifacts.s3_bucket:  # locally the dataset is already where readers look
+        published["dataset_uri"] = artifacts.publish(artifacts.path("sft"), f"datasets/sft/{written['dataset_hash'][:16]}")
     context.add_output_metadata(
         {
+            **published,
             "train_samples": sum(s.split == "train" for s in samples),
             "test_samples": sum(s.split == "test" for s in samples),
             "test_repositories": len({s.repo_url for s in samples if s.split == "test"}),
