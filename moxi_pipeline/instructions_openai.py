@@ -38,6 +38,7 @@ from moxi_pipeline.collect import Skipped
 from moxi_pipeline.instructions import project_phrase
 from moxi_pipeline.prompts import render_file_tree
 from moxi_pipeline.records import SftSample
+from moxi_pipeline.storage.append_log import AppendLog
 
 PROMPT_VERSION = "v1"  # part of every item key: change it when the prompt's wording changes
 CACHE_FILE = "cache.jsonl"
@@ -228,33 +229,13 @@ def check_instruction(text: str, item: InstructionItem, batch: list[InstructionI
 
 
 class _Store:
-    """cache.jsonl (request key -> reply) and progress.jsonl (item key -> instruction or failure), appended
-    line by line as results arrive; a line cut short by a kill is ignored on reading."""
+    """cache.jsonl (request key -> reply) and progress.jsonl (item key -> instruction or failure)."""
 
     def __init__(self, folder: Path, model: str):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.Lock()
-        self.cache = {row["key"]: row for row in self._read(CACHE_FILE)}
-        self.done = {row["item"]: row["instruction"] for row in self._read(PROGRESS_FILE)
+        self.cache_log, self.progress_log = AppendLog(Path(folder) / CACHE_FILE), AppendLog(Path(folder) / PROGRESS_FILE)
+        self.cache = {row["key"]: row for row in self.cache_log.read()}
+        self.done = {row["item"]: row["instruction"] for row in self.progress_log.read()
                      if "instruction" in row and row.get("model") == model}  # another model's answers are not ours
-
-    def _read(self, name: str) -> list[dict]:
-        path, rows = self.folder / name, []
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            if text and not text.endswith("\n"):
-                self.append(name, None)  # end a cut-short line, so the next row starts on its own line
-            for line in text.splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # the half-written last line of a killed run; its request is simply asked again
-        return rows
-
-    def append(self, name: str, row: dict | None) -> None:
-        with self.lock, (self.folder / name).open("a", encoding="utf-8") as out:
-            out.write(("" if row is None else json.dumps(row, ensure_ascii=False)) + "\n")
 
 
 class _BudgetReached(Exception):
@@ -289,7 +270,7 @@ class _Run:
         row = {"key": key, "model": self.config.model, "content": content,
                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         self.store.cache[key] = row
-        self.store.append(CACHE_FILE, row)
+        self.store.cache_log.append(row)
         return content
 
     def _take_budget(self) -> None:
@@ -330,7 +311,7 @@ class _Run:
                 self.result.failures[item.key] = reason or "unknown"
         if not (reason or "").startswith(BUDGET_REASON):  # a budget stop is no verdict: the next run asks
             outcome = {"instruction": instruction} if instruction is not None else {"failure": reason}
-            self.store.append(PROGRESS_FILE, {"item": item.key, "model": self.config.model, **outcome})
+            self.store.progress_log.append({"item": item.key, "model": self.config.model, **outcome})
 
     def run_batch(self, batch: list[InstructionItem]) -> None:
         try:
