@@ -10,6 +10,7 @@ Objects are plain files (safetensors, JSON, Markdown, PNG, tokenizer files), nev
 holding a `.bin`/`.pt`/`.pth`/`.pkl` file is refused before anything is uploaded, because loading a
 pickle runs code. S3 writes each file, then `_manifest.json` (names, sizes, SHA-256) last: a folder
 without a manifest is an upload that never finished, and `fetch` says so instead of returning half of it.
+`list_folders` and `delete` serve training checkpoints, which are published, pruned and removed as a run goes.
 Credentials come from boto3's own chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role ...);
 `AWS_ENDPOINT_URL` points it at MinIO or another S3-compatible server.
 """
@@ -34,6 +35,10 @@ class ArtifactStore(Protocol):
     def publish(self, local_dir: str | Path, key: str) -> str: ...
 
     def fetch(self, uri: str) -> Path: ...
+
+    def list_folders(self, key: str) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 def plain_files(local_dir: str | Path) -> list[Path]:
@@ -80,6 +85,14 @@ class LocalArtifacts:
         if not path.is_dir():
             raise ValueError(f"artifact {uri!r}: no such folder")
         return path
+
+    def list_folders(self, key: str) -> list[str]:
+        """Names of the folders directly under `key`, sorted; none when `key` does not exist."""
+        path = Path(self.uri(key))
+        return sorted(child.name for child in path.iterdir() if child.is_dir()) if path.is_dir() else []
+
+    def delete(self, key: str) -> None:
+        shutil.rmtree(self.uri(key), ignore_errors=True)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -138,6 +151,32 @@ class S3Artifacts:
             raise ValueError(f"artifact {uri!r}: no {MANIFEST} there (never published, or an upload that did not finish)") from None
         except (BotoCoreError, ClientError) as error:  # no bucket, no credentials, endpoint down: one line, no traceback
             raise ValueError(f"artifact {uri!r}: {error}") from None
+
+    def list_folders(self, key: str) -> list[str]:
+        """Names of the folders directly under `key`, sorted: published ones and unfinished uploads alike."""
+        base = self._object_key(key)
+        listing = self.client.get_paginator("list_objects_v2")
+        pages = listing.paginate(Bucket=self.bucket, Prefix=f"{base}/", Delimiter="/")
+        folders = [common["Prefix"] for page in pages for common in page.get("CommonPrefixes", [])]
+        return sorted(folder[len(base) + 1 :].rstrip("/") for folder in folders)
+
+    def delete(self, key: str) -> None:
+        """Remove the folder at `key`, its subfolders and the fetched copy in the cache.
+
+        Manifests go first: a delete cut short leaves folders that read as unfinished uploads, never ones
+        that look complete with files missing.
+        """
+        base = self._object_key(key)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{base}/")
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        manifests = [name for name in keys if name.rsplit("/", 1)[-1] == MANIFEST]
+        for batch in (manifests, [name for name in keys if name not in manifests]):
+            for start in range(0, len(batch), 1000):  # DeleteObjects takes at most 1000 keys a call
+                objects = [{"Key": name} for name in batch[start : start + 1000]]
+                reply = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+                if reply.get("Errors"):
+                    raise ValueError(f"artifact {self.uri(key)!r}: could not delete {reply['Errors'][0]}")
+        shutil.rmtree(self.cache_dir / self.bucket / base, ignore_errors=True)
 
     def _download(self, uri: str, bucket: str, base: str) -> Path:
         manifest = json.loads(self.client.get_object(Bucket=bucket, Key=f"{base}/{MANIFEST}")["Body"].read())
