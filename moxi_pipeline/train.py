@@ -16,8 +16,10 @@ Checkpoints: with `save_steps` set, the Trainer saves every N steps into `.<run>
 run folder, with a `moxi_run.json` fingerprint (config + dataset hash). Called again for the same run
 folder (a killed materialization re-executed), training resumes from the newest checkpoint: weights,
 optimizer, scheduler, RNG states and data position, so it continues at the step after it. A folder whose
-fingerprint differs is cleared and training starts over. The checkpoints hold torch-pickled optimizer
-state, so they stay on local disk and are removed once the adapter is published.
+fingerprint differs is cleared and training starts over. The checkpoints are removed once the adapter is
+published. With a `checkpoint_store` (S3), each checkpoint is also published as plain files (see
+`checkpoints.py`: the torch pickles become JSON + safetensors) under `checkpoints/<run folder name>/`, and a
+call that finds no local checkpoint (a fresh node) resumes from the newest published one of the same run.
 
 Multi-GPU: `accelerate launch -m moxi_pipeline.train ...` (see `main`) runs one process per GPU under DDP;
 only the first process writes the adapter folder.
@@ -33,8 +35,10 @@ from pathlib import Path
 from typing import Callable
 
 from moxi_pipeline.adapter_card import plot_losses, write_records
+from moxi_pipeline.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.prompts import to_prompt_completion
 from moxi_pipeline.records import SftSample
+from moxi_pipeline.storage.artifacts import ArtifactStore
 from moxi_pipeline.train_backends import import_backend, load_for_training, lora_config
 from moxi_pipeline.train_config import (
     CONFIGS_DIR,
@@ -52,8 +56,6 @@ __all__ = [
     "CONFIGS_DIR", "GPU_INSTALL_HINT", "TrainConfig", "TrainResult", "available_profiles", "check_runtime",
     "describe_errors", "load_train_config", "lora_config", "train_adapter",
 ]
-RUN_FINGERPRINT = "moxi_run.json"
-
 
 def fit_to_length(
     prompt_ids: list[int], completion_ids: list[int], max_length: int, min_completion_tokens: int
@@ -187,6 +189,15 @@ def latest_checkpoint(checkpoints: Path, fingerprint: dict, main_process: bool =
     return Path(last) if last else None
 
 
+def checkpoint_to_resume(checkpoints: Path, fingerprint: dict, main_process: bool,
+                         published: PublishedCheckpoints | None) -> Path | None:
+    """The newest local checkpoint of this run; without one, the newest published one, fetched by the first process."""
+    local = latest_checkpoint(checkpoints, fingerprint, main_process)
+    if local or published is None or not main_process:
+        return local
+    return published.restore(fingerprint, checkpoints)
+
+
 def checkpoint_step(checkpoint: Path | None) -> tuple[int, int]:
     """(global step, input tokens seen) recorded in a checkpoint's trainer_state.json; (0, 0) for none."""
     if checkpoint is None:
@@ -222,12 +233,14 @@ def train_adapter(
     out_dir: str | Path,
     dataset_hash: str,
     progress: Callable[[dict], None] | None = None,
+    checkpoint_store: ArtifactStore | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on `train`, measure loss on `eval`, and save everything into `out_dir`.
 
     Everything is written into a temporary folder beside `out_dir`, renamed to `out_dir` once complete:
     a crash never leaves a half-written adapter folder that looks like a finished one. With
-    `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint.
+    `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint; with a
+    `checkpoint_store` too, each checkpoint is published there and a call on another machine resumes from it.
     """
     from moxi_pipeline.modeling import publish_dir, resolve_device, staging_dir
 
@@ -245,16 +258,25 @@ def train_adapter(
     main_process = int(os.environ.get("RANK", "0")) == 0
     checkpoints = checkpoint_dir_for(final_dir)
     fingerprint = {"config": config.model_dump(mode="json"), "dataset_hash": dataset_hash}
-    resume_from = latest_checkpoint(checkpoints, fingerprint, main_process) if config.save_steps else None
+    published = None
+    if checkpoint_store and config.save_steps:
+        published = PublishedCheckpoints(checkpoint_store, f"checkpoints/{final_dir.name}")
+    args = sft_config(config, checkpoints, device, has_eval=bool(eval))
+    # under DDP the first process decides (and fetches), then the others find its choice on disk
+    with args.main_process_first(local=False, desc="finding the checkpoint to resume"):
+        resume_from = checkpoint_to_resume(checkpoints, fingerprint, main_process, published) if config.save_steps else None
+    callbacks = callbacks_for(config, progress, bool(eval))
+    if published:
+        callbacks.append(published.callback(checkpoints / RUN_FINGERPRINT, keep=config.save_total_limit))
     model, tokenizer, peft_config = load_for_training(base_model_dir, config, device, backend)
     trainer = sft_trainer(
         model=model,
-        args=sft_config(config, checkpoints, device, has_eval=bool(eval)),
+        args=args,
         train_dataset=build_dataset(tokenizer, train, config),
         eval_dataset=build_dataset(tokenizer, eval, config) if eval else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks_for(config, progress, bool(eval)),
+        callbacks=callbacks,
     )
     resumed_step, resumed_tokens = checkpoint_step(resume_from)
     started = time.perf_counter()
@@ -291,6 +313,8 @@ def train_adapter(
         write_records(staging, base_model_dir, config, result, history, len(train), len(eval))
         publish_dir(staging, final_dir)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: nothing left to resume
+        if published:
+            published.delete()
     return result
 
 

@@ -62,7 +62,8 @@ def lora_adapter(
     """A PEFT LoRA adapter trained with TRL's SFTTrainer on the training split.
 
     The run folder is named after the Dagster run that first tried it (the root run): re-executing a killed
-    or failed run trains into the same folder and resumes from its newest checkpoint.
+    or failed run trains into the same folder and resumes from its newest checkpoint, on the same disk or,
+    with an S3 bucket, from the checkpoints published there (a fresh pod or node).
     """
     overrides = {k: yaml.safe_load(v) for k, v in config.overrides.items()}
     overrides |= {k: v for k, v in config.model_dump().items() if k not in ("profile", "overrides") and v is not None}
@@ -79,6 +80,7 @@ def lora_adapter(
         out_dir,
         dataset_hash=dataset_hash(sft_dataset),
         progress=lambda logs: context.log.info(f"train {logs}"),
+        checkpoint_store=artifacts.checkpoint_store(),
     )
     artifacts.path("models", "lora_adapter", "LATEST").write_text(run_id + "\n")
     uri = artifacts.publish(result.adapter_dir, f"models/lora_adapter/{run_id}")

@@ -8,7 +8,7 @@ from dagster_openai import OpenAIResource
 from openai import OpenAI
 
 from moxi_pipeline.settings import load_settings
-from moxi_pipeline.storage.artifacts import artifact_store
+from moxi_pipeline.storage.artifacts import ArtifactStore, artifact_store
 
 _SETTINGS = load_settings()
 
@@ -29,6 +29,11 @@ class LocalArtifactStore(dg.ConfigurableResource):
     def publish(self, local_dir: str | Path, key: str) -> str:
         """The finished folder's URI: s3://<bucket>/moxi/<key>, or its local path."""
         return artifact_store(self.data_dir, self.s3_bucket, self.aws_endpoint_url).publish(local_dir, key)
+
+    def checkpoint_store(self) -> ArtifactStore | None:
+        """Where training also publishes its checkpoints: the S3 bucket, so a run re-executed on another machine
+        resumes; None without a bucket, where checkpoints stay on the training machine's disk and are not copied."""
+        return artifact_store(self.data_dir, self.s3_bucket, self.aws_endpoint_url) if self.s3_bucket else None
 
 
 class OpenAIClient(OpenAIResource):
