@@ -2,7 +2,8 @@
 finding the adapter to load.
 
 - `generate_ids`: left-padded prompts generated together with the KV cache, greedy with a repetition
-  penalty and no repeated n-grams, stopping at `<|im_end|>` or where the model starts the next heading;
+  penalty and no repeated n-grams within the answer and a cap on verbatim copies from the prompt
+  (`AnswerGuards`), stopping at `<|im_end|>` or where the model starts the next heading;
 - `clean_section`: cuts the degenerate tails that remain (key-file echoes, letter-soup lines, loops,
   an open code fence, a sentence cut by the token budget, a dangling heading).
 """
@@ -46,8 +47,9 @@ _SYMBOL_RUN = re.compile(r"([^\w\s|])\1{7,}")
 @dataclass(frozen=True)
 class DecodingConfig:
     max_new_tokens: int = 384  # ~1,500 characters: a README's top half, where most of its sections start
-    repetition_penalty: float = 1.15  # >1 pushes away from tokens already in prompt or output
-    no_repeat_ngram_size: int = 6  # 0 turns it off; HF counts the prompt too, so this also blocks long copies
+    repetition_penalty: float = 1.15  # >1 pushes away from tokens the answer already used (not the prompt's)
+    no_repeat_ngram_size: int = 6  # no n-gram twice within the answer; 0 turns it off
+    max_prompt_copy: int = 12  # longest verbatim run copied from the prompt: a name or command, not a key file; 0: any
     temperature: float = 0.0  # 0 -> greedy, deterministic; > 0 samples
     top_p: float = 1.0  # only used when sampling
     seed: int = 0  # only used when sampling
@@ -59,6 +61,7 @@ class DecodingConfig:
             "max_new_tokens": self.max_new_tokens >= 1,
             "repetition_penalty": self.repetition_penalty > 0,
             "no_repeat_ngram_size": self.no_repeat_ngram_size >= 0,
+            "max_prompt_copy": self.max_prompt_copy >= 0,
             "temperature": self.temperature >= 0,
             "top_p": 0 < self.top_p <= 1,
             "batch_size": self.batch_size >= 1,
@@ -68,10 +71,12 @@ class DecodingConfig:
                 raise ValueError(f"DecodingConfig.{field} is out of range: {getattr(self, field)!r}")
 
     def generate_kwargs(self) -> dict:
+        """generate()'s own settings; the repetition guards are `AnswerGuards`, so HF's are switched off
+        (1.0 and 0 also override a model's generation_config.json)."""
         kwargs = {
             "max_new_tokens": self.max_new_tokens,
-            "repetition_penalty": self.repetition_penalty,
-            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
             "do_sample": self.temperature > 0,
         }
         if self.temperature > 0:
@@ -105,9 +110,56 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingC
             eos_token_id=stop_token_ids(tokenizer),
             pad_token_id=pad_id,
             **({"stop_strings": ["\n#"], "tokenizer": tokenizer} if decoding.stop_at_heading else {}),
+            logits_processor=[AnswerGuards(input_ids, attention_mask, decoding)],
             **decoding.generate_kwargs(),
         )
     return [_strip_padding(row[width:].tolist(), pad_id) for row in out]
+
+
+class AnswerGuards:
+    """The repetition penalty and no-repeat n-grams over the answer only, and a cap on prompt copies.
+
+    HF's own `repetition_penalty` and `no_repeat_ngram_size` count the prompt as well. Here the prompt is
+    the repository's facts, key files and tree, so they push the model away from the project's own names,
+    terms and commands, towards invented ones. Measured on the 41 unseen dev.jsonl repositories, counting
+    the answer only (with copies capped at 12 tokens) raised ROUGE-L from 0.103 to 0.106 for the base model
+    and from 0.100 to 0.108 for the fine-tuned one, with no more invented paths or URLs. The cap keeps what
+    the prompt's n-gram ban used to prevent: the model echoing a key file back.
+    """
+
+    def __init__(self, input_ids, attention_mask, decoding: DecodingConfig):
+        from transformers.generation.logits_process import (
+            NoRepeatNGramLogitsProcessor,
+            RepetitionPenaltyLogitsProcessor,
+        )
+
+        self.start = input_ids.shape[1]  # new tokens begin here in every row (prompts are left-padded)
+        self.penalty = (RepetitionPenaltyLogitsProcessor(decoding.repetition_penalty, prompt_ignore_length=self.start)
+                        if decoding.repetition_penalty != 1.0 else None)
+        self.no_repeat = NoRepeatNGramLogitsProcessor(decoding.no_repeat_ngram_size) if decoding.no_repeat_ngram_size else None
+        self.max_copy = decoding.max_prompt_copy
+        self.continuations = [_continuations(row[mask.bool()].tolist(), self.max_copy) if self.max_copy else {}
+                              for row, mask in zip(input_ids, attention_mask)]
+
+    def __call__(self, input_ids, scores):
+        if self.penalty is not None:
+            scores = self.penalty(input_ids, scores)
+        if self.no_repeat is not None:
+            scores = self.no_repeat(input_ids[:, self.start :], scores)
+        if self.max_copy and input_ids.shape[1] > self.start:
+            for row, (ids, continuations) in enumerate(zip(input_ids.tolist(), self.continuations)):
+                banned = continuations.get(tuple(ids[-self.max_copy :]))
+                if banned:
+                    scores[row, list(banned)] = -float("inf")
+        return scores
+
+
+def _continuations(ids: list[int], n: int) -> dict[tuple[int, ...], set[int]]:
+    """Each n-token run of `ids` -> the tokens that follow it there."""
+    following: dict[tuple[int, ...], set[int]] = {}
+    for i in range(len(ids) - n):
+        following.setdefault(tuple(ids[i : i + n]), set()).add(ids[i + n])
+    return following
 
 
 def _strip_padding(ids: list[int], pad_id: int) -> list[int]:
@@ -279,3 +331,4 @@ def base_model_of(adapter_dir: str | Path) -> Path:
         f"adapter {adapter_dir}: neither {TRAINING_CONFIG} 'base_model_dir' nor {ADAPTER_CONFIG} "
         "'base_model_name_or_path' names the base model"
     )
+

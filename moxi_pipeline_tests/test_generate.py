@@ -5,6 +5,7 @@ import json
 import pytest
 
 from moxi_pipeline.generate import (
+    AnswerGuards,
     DecodingConfig,
     base_model_of,
     clean_section,
@@ -23,7 +24,8 @@ def tiny(tiny_model_dir):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("max_new_tokens", 0), ("repetition_penalty", 0.0), ("no_repeat_ngram_size", -1), ("temperature", -0.1),
+    [("max_new_tokens", 0), ("repetition_penalty", 0.0), ("no_repeat_ngram_size", -1), ("max_prompt_copy", -1),
+     ("temperature", -0.1),
      ("top_p", 0.0), ("top_p", 1.5), ("batch_size", 0)],
 )
 def test_decoding_config_rejects_out_of_range_values_naming_the_field(field, value):
@@ -32,8 +34,9 @@ def test_decoding_config_rejects_out_of_range_values_naming_the_field(field, val
 
 
 def test_temperature_zero_is_greedy_and_positive_temperature_samples():
+    # HF's own repetition settings are off: AnswerGuards applies them to the answer only
     assert DecodingConfig().generate_kwargs() == {
-        "max_new_tokens": 384, "repetition_penalty": 1.15, "no_repeat_ngram_size": 6, "do_sample": False,
+        "max_new_tokens": 384, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "do_sample": False,
     }
     sampled = DecodingConfig(temperature=0.7, top_p=0.9).generate_kwargs()
     assert (sampled["do_sample"], sampled["temperature"], sampled["top_p"]) == (True, 0.7, 0.9)
@@ -224,3 +227,42 @@ def test_the_forced_prefix_survives_a_filter_on_the_line_it_shares():
     assert clean_section(prefix + "x" * 45 + "\nIt is fast.", prefix, cut_by_budget=False) == \
         "# renamer\n\nRename files in bulk. It is fast."
     assert clean_section(prefix + "*   ***********.JS", prefix, cut_by_budget=True) == "# renamer\n\nRename files in bulk."
+
+
+def _guarded(prompt: list[list[int]], answer: list[list[int]], **decoding) -> list[list[float]]:
+    """Scores (all 1.0 over a 10-token vocabulary) after AnswerGuards, for left-padded prompts (pad 0)."""
+    import torch
+
+    width = max(len(row) for row in prompt)
+    padded = [[0] * (width - len(row)) + row for row in prompt]
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in prompt])
+    guards = AnswerGuards(torch.tensor(padded), mask, DecodingConfig(**decoding))
+    ids = torch.tensor([p + a for p, a in zip(padded, answer)])
+    return guards(ids, torch.ones(len(prompt), 10)).tolist()
+
+
+def test_the_repetition_penalty_counts_the_answer_not_the_prompt():
+    scores = _guarded([[1, 2, 3]], [[4]], repetition_penalty=2.0, no_repeat_ngram_size=0, max_prompt_copy=0)
+    # 4 was said in the answer: 1.0 / 2; 1, 2 and 3 are the prompt's (the project's own words): untouched
+    assert scores == [[1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0]]
+
+
+def test_no_repeat_ngrams_within_the_answer_only():
+    inf = -float("inf")
+    # answer 5 6 7 5: the bigram (5, 6) was said, so 6 may not follow 5 again
+    scores = _guarded([[5, 6, 9]], [[5, 6, 7, 5]], repetition_penalty=1.0, no_repeat_ngram_size=2, max_prompt_copy=0)
+    assert scores[0][6] == inf and scores[0].count(inf) == 1
+    # the prompt's bigram (6, 9) does not count: after the answer's 6, 9 is allowed
+    scores = _guarded([[5, 6, 9]], [[7, 6]], repetition_penalty=1.0, no_repeat_ngram_size=2, max_prompt_copy=0)
+    assert inf not in scores[0]
+
+
+def test_a_copy_from_the_prompt_stops_at_max_prompt_copy_tokens():
+    inf = -float("inf")
+    prompt = [[1, 2, 3, 4, 5], [7, 1, 2, 3, 4, 5]]  # the first row is left-padded by one token
+    # row 0 has copied 1 2 3 (3 tokens): the 4th, "4", is banned; row 1 has copied 2 3: it may go on
+    scores = _guarded(prompt, [[1, 2, 3], [8, 2, 3]], repetition_penalty=1.0, no_repeat_ngram_size=0, max_prompt_copy=3)
+    assert [row.count(inf) for row in scores] == [1, 0] and scores[0][4] == inf
+    # max_prompt_copy=0 allows any copy
+    scores = _guarded(prompt, [[1, 2, 3], [8, 2, 3]], repetition_penalty=1.0, no_repeat_ngram_size=0, max_prompt_copy=0)
+    assert inf not in scores[0] + scores[1]
