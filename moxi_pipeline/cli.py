@@ -209,6 +209,9 @@ def evaluate(args) -> int:
     for system, summary in result.systems.items():
         print(f"{system:<12} rougeL {summary['rougeL']:.3f}  unknown paths {summary['hallucinated_path_rate']:.1%}  "
               f"invented URLs {summary['invented_urls']}  install right {_fmt(summary['install_ok'])}")
+    for pair, diff in result.paired.items():
+        print(f"{pair}: rougeL {diff['mean']:+.4f} [{diff['ci'][0]:+.4f}, {diff['ci'][1]:+.4f}], "
+              f"higher on {diff['wins']} of {diff['n']} repositories")
     return 0
 
 

@@ -31,7 +31,7 @@ MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rou
 _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
         15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}
 
-__all__ = ["EvalConfig", "EvalReport", "REFERENCE_CHARS", "SYSTEMS", "evaluate", "mean_ci", "round_robin"]
+__all__ = ["EvalConfig", "EvalReport", "REFERENCE_CHARS", "SYSTEMS", "evaluate", "mean_ci", "paired_differences", "round_robin"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class EvalReport(BaseModel):
     n_repos: int
     systems: dict[str, dict]  # system -> {metric: value, metric_ci: [low, high]}
     rows: list[dict]  # one per repository and system: repo, system, metrics, removed, text
+    paired: dict[str, dict] = {}  # "fine_tuned - base" -> ROUGE-L difference per repository: mean, ci, wins, n
     base_model_dir: str
     adapter_dir: str | None
     config: dict
@@ -85,6 +86,26 @@ def mean_ci(values) -> tuple[float | None, list[float] | None]:
     t = next((q for d, q in sorted(_T95.items()) if d >= dof), 1.96)
     half = t * sd / math.sqrt(len(values))
     return mean, [mean - half, mean + half]
+
+
+def paired_differences(rows: list[dict], metric: str = "rougeL") -> dict[str, dict]:
+    """Each system against the ones below it, repository by repository: the mean difference in `metric`,
+    its 95% CI, and on how many repositories the first system scored higher. Two systems' own intervals
+    overlap far more often than their paired difference straddles 0: this is the test of "beats"."""
+    scores: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row.get(metric) is not None:
+            scores.setdefault(row["system"], {})[row["repo_url"]] = row[metric]
+    ranked = [name for name in reversed(SYSTEMS) if name in scores]  # fine_tuned, base, template
+    paired = {}
+    for i, upper in enumerate(ranked):
+        for lower in ranked[i + 1 :]:
+            common = sorted(scores[upper].keys() & scores[lower].keys())
+            diffs = [scores[upper][url] - scores[lower][url] for url in common]
+            mean, ci = mean_ci(diffs)
+            if mean is not None:
+                paired[f"{upper} - {lower}"] = {"mean": mean, "ci": ci, "wins": sum(d > 0 for d in diffs), "n": len(diffs)}
+    return paired
 
 
 def round_robin(samples: list[SftSample], limit: int) -> list[SftSample]:
@@ -199,6 +220,7 @@ def evaluate(
             model = load_model(base_model_dir, config.device, adapter_dir=adapter_dir, merge=True)
         system_rows, systems[name] = _score_system(name, model, tokenizer, records, config, loss_samples, progress)
         rows += system_rows
-    return EvalReport(n_repos=len(records), systems=systems, rows=rows, base_model_dir=str(base_model_dir),
+    return EvalReport(n_repos=len(records), systems=systems, rows=rows, paired=paired_differences(rows),
+                      base_model_dir=str(base_model_dir),
                       adapter_dir=str(adapter_dir) if adapter_dir else None,
                       config={**asdict(config), "n_loss_samples": len(loss_samples)})

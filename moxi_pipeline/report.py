@@ -90,6 +90,11 @@ def render_report(report: EvalReport, plot_name: str) -> str:
              f"{report.n_repos} repositories; every system writes through the same outline, facts and grounding "
              "pass. Means with 95% confidence intervals over repositories; path and URL rates pooled.", ""]
     lines += _system_table(report.systems)
+    if report.paired:
+        lines += ["", "ROUGE-L, paired by repository:", "", "| systems | mean difference | 95% CI | higher on |",
+                  "|---|---|---|---|"]
+        lines += [f"| {pair} | {d['mean']:+.4f} | [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] | {d['wins']} of {d['n']} |"
+                  for pair, d in report.paired.items()]
     lines += ["", f"![metrics]({plot_name})", "", "## Per repository", "",
               "| repo | system | rougeL | coverage | unknown paths | invented URLs | install | removed |",
               "|---|---|---|---|---|---|---|---|"]

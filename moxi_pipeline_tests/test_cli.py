@@ -212,7 +212,10 @@ def test_evaluate_then_compare(tmp_path, data_dir, with_base_model, capsys):
     assert metrics["systems"]["template"]["install_ok"] == 1.0
     assert "| metric | template | base |" in (out / "report.md").read_text()
     stdout = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in stdout] == ["template", "base"]
+    assert [line.split()[0] for line in stdout] == ["template", "base", "base"]
+    diff = metrics["paired"]["base - template"]
+    assert stdout[2] == (f"base - template: rougeL {diff['mean']:+.4f} [{diff['ci'][0]:+.4f}, {diff['ci'][1]:+.4f}], "
+                         f"higher on {diff['wins']} of 2 repositories")
 
     assert main(["compare", str(out)]) == 0
     comparison = (data_dir / "eval" / "comparison.md").read_text()

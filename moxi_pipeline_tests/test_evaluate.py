@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from moxi_pipeline.compose import write_readmes
-from moxi_pipeline.evaluate import EvalConfig, completion_ids, compute_eval_loss, evaluate
+from moxi_pipeline.evaluate import EvalConfig, completion_ids, compute_eval_loss, evaluate, paired_differences
 from moxi_pipeline.generate import DecodingConfig
 from moxi_pipeline.records import KeyFile, RepoRecord, SampleInput, SftSample
 from moxi_pipeline.report import compare_runs, write_eval_report
@@ -190,6 +190,25 @@ def test_write_eval_report_writes_every_file(report, tmp_path):
     assert "| install_ok | 1.000 |" in report_md
     assert "| alpha | template |" in report_md and "![metrics](metrics.png)" in report_md
     assert "- eval loss: 2 section samples, round-robin across repositories" in report_md
+    assert "| systems | mean difference | 95% CI | higher on |" in report_md
+    assert "| fine_tuned - base |" in report_md and metrics["paired"].keys() == result.paired.keys()
+
+
+def test_paired_differences_are_per_repository_with_exact_values():
+    rows = [{"system": system, "repo_url": url, "rougeL": score} for system, url, score in [
+        ("template", "a", 0.10), ("template", "b", 0.10), ("template", "c", 0.10),
+        ("base", "a", 0.20), ("base", "b", 0.10), ("base", "c", 0.30),
+        ("fine_tuned", "a", 0.25), ("fine_tuned", "b", 0.05), ("fine_tuned", "c", 0.45),
+        ("fine_tuned", "d", 0.99),  # a repository the others lack is not paired
+    ]]
+    paired = paired_differences(rows)
+    assert list(paired) == ["fine_tuned - base", "fine_tuned - template", "base - template"]
+    # fine_tuned - base: +0.05, -0.05, +0.15 -> mean 0.05, sd 0.1, t(2) 4.303 -> half 4.303 * 0.1 / sqrt(3)
+    first = paired["fine_tuned - base"]
+    assert (first["wins"], first["n"]) == (2, 3) and first["mean"] == pytest.approx(0.05)
+    assert first["ci"] == pytest.approx([0.05 - 4.303 * 0.1 / math.sqrt(3), 0.05 + 4.303 * 0.1 / math.sqrt(3)], abs=1e-3)
+    # base - template: +0.1, 0, +0.2: two wins, the tie is not one
+    assert (paired["base - template"]["wins"], paired["base - template"]["mean"]) == (2, pytest.approx(0.1))
 
 
 def test_compare_runs_tables_every_system_of_every_run(report, tmp_path):
