@@ -6,6 +6,7 @@ stand in fakes for transformers and TRL so the folder handling runs in milliseco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import types
@@ -115,7 +116,9 @@ def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypat
     monkeypatch.setattr(modeling, "resolve_device", lambda device: "cpu")
     monkeypatch.setattr(train, "load_for_training", lambda *args: (None, _FakeTokenizer(), None))
     monkeypatch.setattr(train, "build_dataset", lambda *args: [])
-    monkeypatch.setattr(train, "sft_config", lambda *args, **kwargs: None)
+    # the arguments only need what train_adapter itself calls: the DDP "first process decides" guard
+    fake_args = types.SimpleNamespace(main_process_first=lambda **kwargs: contextlib.nullcontext())
+    monkeypatch.setattr(train, "sft_config", lambda *args, **kwargs: fake_args)
     sample = SftSample(instruction="Write it.", content="# r\n\ntext", repo_url="u", repo="r", kind="readme",
                        split="train", input=SampleInput(file_tree=("a.py",), project_type="python_project"))
     config = train.load_train_config("demo", device="cpu")
