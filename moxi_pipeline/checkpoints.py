@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -150,10 +149,10 @@ def rebuild_checkpoint(plain_dir: Path, checkpoint: Path) -> Path:
     import torch
     from safetensors.torch import load_file
 
+    from moxi_pipeline.modeling import publish_dir, staging_dir
+
     records = plain_states(plain_dir)
-    staging = checkpoint.with_name(f".{checkpoint.name}.rebuilding")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_dir(checkpoint)
     for path in sorted(plain_dir.iterdir()):
         if path.stem in records and path.suffix == ".json":
             tensors_file = path.with_suffix(".safetensors")
@@ -165,8 +164,7 @@ def rebuild_checkpoint(plain_dir: Path, checkpoint: Path) -> Path:
             shutil.copytree(path, staging / path.name)
         else:
             shutil.copy2(path, staging / path.name)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    os.replace(staging, checkpoint)
+    publish_dir(staging, checkpoint)
     return checkpoint
 
 
