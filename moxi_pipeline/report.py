@@ -107,7 +107,7 @@ def render_report(report: EvalReport, plot_name: str) -> str:
               f"- base model `{report.base_model_dir}`; adapter `{report.adapter_dir}`; run {json.dumps(report.run)}",
               f"- decoding: greedy={decoding['temperature'] == 0}, batch {decoding['batch_size']}, "
               f"repetition_penalty={decoding['repetition_penalty']}, no_repeat_ngram_size={decoding['no_repeat_ngram_size']} "
-              f"(both over the answer only), max_prompt_copy={decoding.get('max_prompt_copy', 0)}",
+              f"(both over the answer only), max_prompt_copy={decoding['max_prompt_copy']}",
               f"- ROUGE (rouge-score, stemmed, F1) against the real README's first {REFERENCE_CHARS} characters; "
               "`*_full` against all of it",
               "- coverage: share of the real README's installation/usage/license/contributing sections the output has",
