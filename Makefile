@@ -36,10 +36,13 @@ browser:
 	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
 	  echo "make: could not install chromium; the browser test will be skipped (see the pytest summary)"
 
+# lint-imports: the layering contracts in pyproject.toml ([tool.importlinter]); a broken one names the import.
 test: install browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: install browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow"
 
 dev: install $(DAGSTER_HOME)/dagster.yaml

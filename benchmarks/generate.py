@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from moxi_pipeline.collect import collect_repos
-from moxi_pipeline.compose import SECTION_TOKENS, section_messages
-from moxi_pipeline.facts import repo_facts
-from moxi_pipeline.modeling import load_model, load_tokenizer
+from moxi_pipeline.models.base import load_model, load_tokenizer
+from moxi_pipeline.readme.compose import SECTION_TOKENS, section_messages
+from moxi_pipeline.readme.facts import repo_facts
 from moxi_pipeline.settings import load_settings
 
 

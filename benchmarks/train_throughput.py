@@ -4,7 +4,7 @@
         [--max-length 512] [--base-model DIR]
 
 Both sides train the same LoRA (the `demo` profile's rank and targets) on the same model, the same
-samples in the same order, each cut to the same max_length by `train.fit_to_length`, for one pass:
+samples in the same order, each cut to the same max_length by `training.tokenize.fit_to_length`, for one pass:
 
   (a) TRL's defaults: fp32 weights, batches of 4 padded to the longest, no packing, logits for every position
       (activation checkpointing, which TRL turns on by default, is off on both sides: the ratio measures
@@ -34,9 +34,9 @@ BATCH = 4
 
 
 def section_samples(records_path: str, count: int):
-    from moxi_pipeline.chunk import chunk_records
     from moxi_pipeline.collect import collect_repos
-    from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset
+    from moxi_pipeline.dataset.chunk import chunk_records
+    from moxi_pipeline.dataset.samples import DatasetConfig, build_sft_dataset
 
     records = collect_repos("jsonl", records_path).records
     samples = build_sft_dataset(records, chunk_records(records), DatasetConfig())
@@ -45,7 +45,7 @@ def section_samples(records_path: str, count: int):
 
 def side_config(tuned: bool, max_length: int):
     """The `demo` profile's LoRA and learning rate on both sides; (b) adds Moxi's CPU batching and dtype."""
-    from moxi_pipeline.train import load_train_config
+    from moxi_pipeline.training.train import load_train_config
 
     common = dict(max_length=max_length, min_completion_tokens=min(160, max_length // 4), device="cpu",
                   max_steps=None, num_train_epochs=1, logging_steps=1, save_steps=0, warmup_steps=0,
@@ -62,8 +62,13 @@ def run_side(name: str, base_model: str, samples, max_length: int, tuned: bool, 
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig
 
-    from moxi_pipeline.modeling import load_tokenizer
-    from moxi_pipeline.train import build_dataset, import_backend, lora_config, sft_config
+    from moxi_pipeline.models.base import load_tokenizer
+    from moxi_pipeline.training.train import (
+        build_dataset,
+        import_backend,
+        lora_config,
+        sft_config,
+    )
 
     config = side_config(tuned, max_length)
     tokenizer = load_tokenizer(base_model)
@@ -113,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from moxi_pipeline.modeling import import_base_model
+    from moxi_pipeline.models.base import import_base_model
     from moxi_pipeline.settings import load_settings
 
     base_model = args.base_model or import_base_model("embedded", load_settings().models_dir / "base_model").path

@@ -62,7 +62,7 @@ def _remote_repository(url: str, settings):
 def analyze(args) -> int:
     """One repository as the collectors see it, as JSON: the README's name and size, not its text."""
     from moxi_pipeline.collect.key_files import read_text_head
-    from moxi_pipeline.collect.local import MAX_README_BYTES, scan_repository
+    from moxi_pipeline.collect.local_repos import MAX_README_BYTES, scan_repository
 
     settings = load_settings()
     if _is_remote(args.path):
@@ -102,57 +102,25 @@ def migrate(args) -> int:
     return 0
 
 
-def _resolve_adapter(adapter: str, settings) -> Path:
-    """'latest', a folder, or s3://bucket/key (fetched into data/cache/s3, boto3's AWS_* credentials)."""
-    from moxi_pipeline.generate import resolve_adapter
+def _writer(adapter: str, settings):
+    """The adapter ('latest', a folder, s3://, 'none') and its base model, resolved under the data folder."""
+    from moxi_pipeline.models.writer import resolve_writer
 
-    return resolve_adapter(adapter, settings.adapters_dir, cache_dir=settings.data_dir / "cache" / "s3",
-                           endpoint_url=settings.aws_endpoint_url)
-
-
-def _base_model_dir(adapter_dir, settings) -> Path:
-    """The adapter's base model, or data/models/base_model for `--adapter none`; it must exist.
-
-    An adapter fetched from S3 names its base model relative to where it was trained; when that folder
-    is not here, the local base model serves.
-    """
-    from moxi_pipeline.generate import base_model_of
-
-    local_base = settings.models_dir / "base_model"
-    try:
-        base_dir = base_model_of(adapter_dir) if adapter_dir else local_base
-    except ValueError:
-        fetched = adapter_dir is not None and Path(adapter_dir).is_relative_to(settings.data_dir / "cache" / "s3")
-        if not (fetched and (local_base / "config.json").is_file()):
-            raise
-        base_dir = local_base
-    if not (Path(base_dir) / "config.json").is_file():
-        raise ValueError(f"no base model at {base_dir}: run `make demo` or materialize base_model first")
-    return Path(base_dir)
-
-
-def _model(adapter: str, device: str, settings):
-    """(model, tokenizer) for `adapter` ('latest', a folder, or 'none'), the LoRA merged in for speed."""
-    from moxi_pipeline.modeling import load_model, load_tokenizer
-
-    adapter_dir = None if adapter == "none" else _resolve_adapter(adapter, settings)
-    base_dir = _base_model_dir(adapter_dir, settings)
-    # a Moxi run saves its tokenizer beside the adapter; an adapter from elsewhere may not
-    has_tokenizer = adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir)
-    return load_model(base_dir, device, adapter_dir, merge=True), tokenizer, adapter_dir
+    return resolve_writer(adapter, settings.adapters_dir, settings.models_dir, settings.data_dir / "cache" / "s3",
+                          endpoint_url=settings.aws_endpoint_url)
 
 
 def generate(args) -> int:
     from tqdm import tqdm
 
-    from moxi_pipeline.collect.local import scan_repository
-    from moxi_pipeline.compose import write_readmes
-    from moxi_pipeline.generate import DecodingConfig
+    from moxi_pipeline.collect.local_repos import scan_repository
+    from moxi_pipeline.models.writer import load_writer
+    from moxi_pipeline.readme.compose import write_readmes
+    from moxi_pipeline.readme.decoding import DecodingConfig
 
     settings = load_settings()
     snapshot = _remote_repository(args.path, settings) if _is_remote(args.path) else scan_repository(args.path)
-    model, tokenizer, _ = _model(args.adapter, args.device, settings)
+    model, tokenizer = load_writer(_writer(args.adapter, settings), args.device)
     with tqdm(desc=f"moxi generate {snapshot.repo}", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:
             bar.total = total
@@ -173,20 +141,20 @@ def generate(args) -> int:
 def evaluate(args) -> int:
     from tqdm import tqdm
 
-    from moxi_pipeline.chunk import chunk_records
     from moxi_pipeline.collect import collect_repos
-    from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset
-    from moxi_pipeline.evaluate import EvalConfig
-    from moxi_pipeline.evaluate import evaluate as run_evaluation
-    from moxi_pipeline.report import write_eval_report
+    from moxi_pipeline.dataset.chunk import chunk_records
+    from moxi_pipeline.dataset.samples import DatasetConfig, build_sft_dataset
+    from moxi_pipeline.evaluation.evaluate import EvalConfig
+    from moxi_pipeline.evaluation.evaluate import evaluate as run_evaluation
+    from moxi_pipeline.evaluation.report import write_eval_report
 
     settings = load_settings()
     collected = collect_repos("jsonl", args.records, limit=args.limit)
     if not collected.records:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
         raise ValueError(f"--records {args.records}: no usable record ({len(collected.skipped)} skipped: {reasons})")
-    adapter_dir = None if args.adapter == "none" else _resolve_adapter(args.adapter, settings)
-    base_dir = _base_model_dir(adapter_dir, settings)
+    writer = _writer(args.adapter, settings)
+    adapter_dir = writer.adapter_dir
     records = collected.records
     try:
         samples = build_sft_dataset(records, chunk_records(records), DatasetConfig(test_fraction=0.5))
@@ -202,7 +170,7 @@ def evaluate(args) -> int:
             bar.set_postfix_str(what[:40])
             bar.update(done - bar.n)
 
-        result = run_evaluation(base_dir, adapter_dir, records, samples, config, step)
+        result = run_evaluation(writer, records, samples, config, step)
     result = result.model_copy(update={"run": {"records": Path(args.records).name, "profile": _profile(adapter_dir)}})
     paths = write_eval_report(result, args.out)
     print(f"wrote {paths['report']}", file=sys.stderr)
@@ -221,7 +189,7 @@ def _profile(adapter_dir) -> str:
 
 
 def compare(args) -> int:
-    from moxi_pipeline.report import compare_runs
+    from moxi_pipeline.evaluation.report import compare_runs
 
     settings = load_settings()
     runs = args.runs or sorted(str(p.parent) for p in (settings.data_dir / "eval" / "runs").glob("*/metrics.json"))

@@ -3,9 +3,18 @@ import dagster as dg
 from moxi_pipeline.defs import data_assets, model_assets
 from moxi_pipeline.defs.checks import RAW_READMES_CHECKS
 from moxi_pipeline.defs.executors import run_executor
-from moxi_pipeline.defs.jobs import collect_job, pipeline_job, recollect_schedule, train_job
+from moxi_pipeline.defs.jobs import (
+    collect_job,
+    pipeline_job,
+    recollect_schedule,
+    train_job,
+)
 from moxi_pipeline.defs.resources import pipeline_resources
-from moxi_pipeline.defs.sensors import alert_on_run_failure, retrain_job, retrain_on_new_dataset
+from moxi_pipeline.defs.sensors import (
+    alert_on_run_failure,
+    retrain_job,
+    retrain_on_new_dataset,
+)
 from moxi_pipeline.settings import load_settings
 
 settings = load_settings()

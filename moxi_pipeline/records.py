@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SOURCES = ("installed", "jsonl", "local", "github")
+Source = Literal["installed", "jsonl", "local", "github"]  # where a record was collected from
+SOURCES: tuple[str, ...] = get_args(Source)
 SPLITS = ("train", "test")
-SAMPLE_KINDS = ("section", "readme")
 
 
 class Record(BaseModel):
@@ -55,7 +55,7 @@ class RepoRecord(Record):
     language: str | None = None
     license: str | None = None
     project_type: str = "unknown"
-    source: Literal["installed", "jsonl", "local", "github"]
+    source: Source
     content_hash: str = ""
     github: GitHubInfo | None = None
 
@@ -94,7 +94,7 @@ class ReadmeChunk(Record):
 
 
 class RepoFacts(Record):
-    """What is true about a repository, read from its tree and key files (`moxi_pipeline.facts.repo_facts`)."""
+    """What is true about a repository, read from its tree and key files (`moxi_pipeline.readme.facts.repo_facts`)."""
 
     name: str  # the README's title
     package: str | None = None  # the name it is installed by (registry name, Go module path)

@@ -2,7 +2,7 @@
 
     MOXI_DATA_DIR=./data            where records, models, the dataset and reports land (~ expanded)
     MOXI_BASE_MODEL=embedded        embedded | a Hugging Face id | a local model folder (must exist)
-    MOXI_TRAIN_PROFILE=demo         moxi_pipeline/configs/train_<profile>.yaml
+    MOXI_TRAIN_PROFILE=demo         moxi_pipeline/training/configs/train_<profile>.yaml
     MOXI_TRAIN_DEVICE=auto          auto | cpu | cuda
     MOXI_GPU_POOL=                  a Dagster concurrency pool for training (letters, digits, _ . -)
     MOXI_COLLECT_SOURCE=installed   installed | jsonl | local | github, or several comma-separated, each
@@ -54,10 +54,16 @@ from typing import Literal
 
 from dotenv import dotenv_values  # pydantic-settings' own .env parser
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from moxi_pipeline.records import SOURCES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parent / "training" / "configs"
 ENV_PREFIX = "MOXI_"
 _PATH_LIKE = ("/", "./", "../", "~")
 
@@ -161,7 +167,7 @@ class Settings(BaseSettings):
     def _profile_exists(cls, value: str) -> str:
         profiles = available_profiles()
         if value not in profiles:
-            raise ValueError(f"choose one of {', '.join(profiles)} (moxi_pipeline/configs/train_<profile>.yaml)")
+            raise ValueError(f"choose one of {', '.join(profiles)} (moxi_pipeline/training/configs/train_<profile>.yaml)")
         return value
 
     @field_validator("collect_source")
@@ -185,7 +191,6 @@ class Settings(BaseSettings):
         return self.models_dir / "lora_adapter"
 
 
-COLLECT_SOURCE_NAMES = ("installed", "jsonl", "local", "github")
 
 
 def parse_collect_sources(value: str, default_path: str | None = None) -> list[tuple[str, str | None]]:
@@ -196,12 +201,12 @@ def parse_collect_sources(value: str, default_path: str | None = None) -> list[t
     """
     entries = [entry.strip() for entry in value.split(",") if entry.strip()]
     if not entries:
-        raise ValueError(f"no source in {value!r}; choose from {', '.join(COLLECT_SOURCE_NAMES)}")
+        raise ValueError(f"no source in {value!r}; choose from {', '.join(SOURCES)}")
     parsed = []
     for entry in entries:
         name, colon, path = entry.partition(":")
-        if name.strip() not in COLLECT_SOURCE_NAMES:
-            raise ValueError(f"unknown source {name.strip()!r}; choose from {', '.join(COLLECT_SOURCE_NAMES)} "
+        if name.strip() not in SOURCES:
+            raise ValueError(f"unknown source {name.strip()!r}; choose from {', '.join(SOURCES)} "
                              "(several: comma-separated, each optionally name:path)")
         parsed.append((name.strip(), path.strip() if colon and path.strip() else default_path))
     return parsed

@@ -33,7 +33,7 @@ def _repo(tmp_path):
 
 
 def _train_latest(data_dir, tiny_model_dir):
-    from moxi_pipeline.train import load_train_config, train_adapter
+    from moxi_pipeline.training.train import load_train_config, train_adapter
 
     sample = SftSample(
         instruction="Write the Usage section.", content="## Usage\n\nRenames files.", repo_url="u/r", repo="renamer",
@@ -130,7 +130,7 @@ def test_generate_with_a_peft_adapter_that_has_no_tokenizer(tmp_path, data_dir, 
 
 
 def test_load_model_names_an_adapter_for_another_base_model(foreign_adapter, tiny_model_dir):
-    from moxi_pipeline.modeling import load_model
+    from moxi_pipeline.models.base import load_model
 
     with pytest.raises(ValueError, match=r"does not fit the base model"):
         load_model(tiny_model_dir, "cpu", adapter_dir=foreign_adapter, merge=True)

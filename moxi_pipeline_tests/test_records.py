@@ -8,7 +8,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from moxi_pipeline.records import KeyFile, ReadmeChunk, RepoRecord, SampleInput, SftSample, content_hash
+from moxi_pipeline.records import (
+    KeyFile,
+    ReadmeChunk,
+    RepoRecord,
+    SampleInput,
+    SftSample,
+    content_hash,
+)
 
 
 def repo_fields(**overrides) -> dict:

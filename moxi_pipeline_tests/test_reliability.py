@@ -18,10 +18,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moxi_pipeline.chunk import chunk_readme
 from moxi_pipeline.collect import collect_repos, scan_repository
 from moxi_pipeline.collect.key_files import MAX_KEY_FILE_CHARS
-from moxi_pipeline.dataset import split_by_repo
+from moxi_pipeline.dataset.chunk import chunk_readme
+from moxi_pipeline.dataset.samples import split_by_repo
 from moxi_pipeline.records import Artifact, KeyFile, RepoRecord
 from moxi_pipeline.storage import LocalStore
 

@@ -22,19 +22,30 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from moxi_pipeline.collect import installed, jsonl, local
-from moxi_pipeline.collect.key_files import MAX_KEY_FILE_CHARS, MAX_KEY_FILES, rank_key_file_paths, read_key_files
-from moxi_pipeline.collect.local import RepoSnapshot, scan_repository
-from moxi_pipeline.collect.project_type import PROJECT_TYPES, detect_project_type, guess_language
+from moxi_pipeline.collect import installed, jsonl, local_repos
 from moxi_pipeline.collect.github_repos import GitHubSource
-from moxi_pipeline.collect.result import CollectResult, Skipped, describe_validation_error
+from moxi_pipeline.collect.key_files import (
+    MAX_KEY_FILE_CHARS,
+    MAX_KEY_FILES,
+    rank_key_file_paths,
+    read_key_files,
+)
+from moxi_pipeline.collect.local_repos import RepoSnapshot, scan_repository
+from moxi_pipeline.collect.project_type import (
+    PROJECT_TYPES,
+    detect_project_type,
+    guess_language,
+)
+from moxi_pipeline.collect.result import (
+    CollectResult,
+    Skipped,
+    describe_validation_error,
+)
 from moxi_pipeline.collect.urls import repo_key
-from moxi_pipeline.records import RepoRecord
-
-COLLECT_SOURCES = ("installed", "jsonl", "local", "github")
+from moxi_pipeline.records import SOURCES, RepoRecord
 
 __all__ = [
-    "COLLECT_SOURCES", "MAX_KEY_FILES", "MAX_KEY_FILE_CHARS", "PROJECT_TYPES", "CollectResult", "GitHubSource",
+    "MAX_KEY_FILES", "MAX_KEY_FILE_CHARS", "PROJECT_TYPES", "CollectResult", "GitHubSource",
     "RepoSnapshot", "Skipped", "collect_repos", "collect_sources", "detect_project_type", "guess_language", "rank_key_file_paths",
     "read_key_files", "scan_repository",
 ]
@@ -57,7 +68,7 @@ def _local_record(repo_dir: Path) -> RepoRecord | Skipped:
     if repo_dir.is_symlink():  # it could point anywhere on the disk: never scanned
         return Skipped(str(repo_dir), "a symbolic link to a folder; links are not followed")
     try:
-        return local.record_from_repository(repo_dir)
+        return local_repos.record_from_repository(repo_dir)
     except OSError as error:  # an unreadable folder or file in one repository must not sink the rest
         return Skipped(str(repo_dir), f"unreadable: {error}")
     except ValidationError as error:
@@ -83,7 +94,7 @@ def _source_items(source: str, path: str | None, limit: int | None = None, githu
     if source == "jsonl":
         items = jsonl.read_items(_existing_path(source, path, want_dir=False))
         return [(label, lambda label=label, item=item: jsonl.record_from_item(label, item)) for label, item in items]
-    repos = local.find_repositories(_existing_path(source, path, want_dir=True))
+    repos = local_repos.find_repositories(_existing_path(source, path, want_dir=True))
     return [(str(repo), lambda repo=repo: _local_record(repo)) for repo in repos]
 
 
@@ -106,8 +117,8 @@ def collect_sources(
 ) -> CollectResult:
     """Records from each (source, path) in turn, deduped across them (module docstring), at most `limit`."""
     for source, path in sources:
-        if source not in COLLECT_SOURCES:
-            raise ValueError(f"source {source!r} is unknown; choose one of {', '.join(COLLECT_SOURCES)}")
+        if source not in SOURCES:
+            raise ValueError(f"source {source!r} is unknown; choose one of {', '.join(SOURCES)}")
         if source == "installed" and path is not None:
             _existing_path(source, path, want_dir=True)
     if limit is not None and limit < 1:

@@ -18,8 +18,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from moxi_pipeline.collect.github import GitHubClient, GitHubError
-from moxi_pipeline.collect.github_repos import RepoFailed, decode_readme
+from moxi_pipeline.collect.github import (
+    GitHubClient,
+    GitHubError,
+    RepoFailed,
+    decode_readme,
+)
 from moxi_pipeline.collect.urls import repo_key
 
 # GitHub's own top-level pages: `github.com/<one of these>/<x>` is never a repository.

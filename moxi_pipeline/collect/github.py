@@ -27,6 +27,8 @@ after the retries raises `GitHubError`, whose message names the path and the cau
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import threading
@@ -37,6 +39,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+
+from moxi_pipeline.collect.local_repos import MAX_README_BYTES
 
 RETRY_STATUSES = {500, 502, 503, 504}
 SECONDARY_WAIT_S = 60.0  # GitHub: "wait at least one minute" when a secondary limit gives no header
@@ -203,3 +207,28 @@ class GitHubClient:
         with self._lock:
             self.waited_s += seconds
         self._sleep(seconds)
+
+
+class RepoFailed(Exception):
+    """One repository gives no record; the message is the reason recorded."""
+
+
+def decode_readme(data: dict) -> tuple[str, str]:
+    """(name, text) of a `/readme` answer; `RepoFailed` when it is huge, binary, not UTF-8 or blank."""
+    name = str(data.get("path") or data.get("name") or "README")
+    size = int(data.get("size") or 0)
+    if size > MAX_README_BYTES or data.get("encoding") == "none":  # GitHub sends no content over 1 MB
+        raise RepoFailed(f"{name} is over {MAX_README_BYTES} bytes ({size})")
+    try:
+        raw = base64.b64decode(str(data.get("content") or ""), validate=False)
+    except (binascii.Error, ValueError) as error:
+        raise RepoFailed(f"{name}: content is not base64 ({error})") from None
+    if b"\0" in raw:
+        raise RepoFailed(f"{name} is binary (a NUL byte)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RepoFailed(f"{name} is not UTF-8 text (byte {error.start})") from None
+    if not text.strip():
+        raise RepoFailed(f"{name} is empty")
+    return name, text

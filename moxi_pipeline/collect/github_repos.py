@@ -26,7 +26,6 @@ plain dict the caller persists; nothing here writes files.
 from __future__ import annotations
 
 import base64
-import binascii
 import codecs
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,14 +35,28 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from moxi_pipeline.collect.github import SHA_ACCEPT, GitHubClient, GitHubError
-from moxi_pipeline.collect.key_files import MAX_KEY_FILE_CHARS, MAX_KEY_FILES, rank_key_file_paths
-from moxi_pipeline.collect.local import LINK_MARKER, MAX_README_BYTES, SKIPPED_DIRS
+from moxi_pipeline.collect.awesome import awesome_repo_urls
+from moxi_pipeline.collect.github import (
+    SHA_ACCEPT,
+    GitHubClient,
+    GitHubError,
+    RepoFailed,
+    decode_readme,
+)
+from moxi_pipeline.collect.key_files import (
+    MAX_KEY_FILE_CHARS,
+    MAX_KEY_FILES,
+    rank_key_file_paths,
+)
+from moxi_pipeline.collect.local_repos import (
+    LINK_MARKER,
+    SKIPPED_DIRS,
+)
 from moxi_pipeline.collect.project_type import detect_project_type
 from moxi_pipeline.collect.result import Skipped, describe_validation_error
 from moxi_pipeline.collect.urls import owner_and_name, repo_key
 from moxi_pipeline.records import GitHubInfo, KeyFile, RepoRecord, SampleInput
-from moxi_pipeline.storage.local import LocalStore
+from moxi_pipeline.storage.record_files import LocalStore
 
 _STATUS_REASONS = {
     404: "not found (404): deleted, renamed away or private",
@@ -64,10 +77,6 @@ class GitHubRun:
     results: list[RepoRecord | Skipped] = field(default_factory=list)  # both, in input order
 
 
-class RepoFailed(Exception):
-    """One repository gives no record; the message is the reason recorded."""
-
-
 def _status_reason(what: str, status: int) -> str:
     return f"{what}: {_STATUS_REASONS.get(status, f'unexpected status {status}')}"
 
@@ -80,27 +89,6 @@ def _head(client: GitHubClient, base: str, previous: dict | None) -> tuple[str |
     if reply.status != 200 or not isinstance(reply.data, str) or not reply.data.strip():
         raise RepoFailed(_status_reason("head commit", reply.status))
     return reply.data.strip(), reply.etag
-
-
-def decode_readme(data: dict) -> tuple[str, str]:
-    """(name, text) of a `/readme` answer; `RepoFailed` when it is huge, binary, not UTF-8 or blank."""
-    name = str(data.get("path") or data.get("name") or "README")
-    size = int(data.get("size") or 0)
-    if size > MAX_README_BYTES or data.get("encoding") == "none":  # GitHub sends no content over 1 MB
-        raise RepoFailed(f"{name} is over {MAX_README_BYTES} bytes ({size})")
-    try:
-        raw = base64.b64decode(str(data.get("content") or ""), validate=False)
-    except (binascii.Error, ValueError) as error:
-        raise RepoFailed(f"{name}: content is not base64 ({error})") from None
-    if b"\0" in raw:
-        raise RepoFailed(f"{name} is binary (a NUL byte)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RepoFailed(f"{name} is not UTF-8 text (byte {error.start})") from None
-    if not text.strip():
-        raise RepoFailed(f"{name} is empty")
-    return name, text
 
 
 def tree_paths(entries: list) -> tuple[str, ...]:
@@ -331,8 +319,6 @@ class GitHubSource:
     def collect(self, lists: list[str] | None = None, limit: int | None = None,
                 progress: Callable[[int, int], None] | None = None) -> GitHubRun:
         """Parse the lists (`lists` over `awesome_lists`), then fetch at most `limit` of their repositories."""
-        from moxi_pipeline.collect.awesome import awesome_repo_urls
-
         specs = lists or self.awesome_lists
         if not specs:
             raise ValueError("source 'github' needs awesome lists: set MOXI_GITHUB_AWESOME_LISTS or give github:<list>")

@@ -5,16 +5,34 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
-from moxi_pipeline.assembly import dedupe_samples, load_public_samples, push_dataset
-from moxi_pipeline.chunk import chunk_records
 from moxi_pipeline.collect import GitHubSource, Skipped, collect_sources
 from moxi_pipeline.collect.awesome import split_specs
 from moxi_pipeline.collect.github import GitHubClient
 from moxi_pipeline.collect.github_repos import load_state, save_state
-from moxi_pipeline.dataset import DatasetConfig, build_sft_dataset, write_sft_dataset
-from moxi_pipeline.defs.metadata import counts_table, fail_past_skip_share, github_metadata, image, skip_metadata
-from moxi_pipeline.defs.resources import LocalArtifactStore, OpenAIClient
-from moxi_pipeline.instructions_openai import InstructionEndpointError, OpenAIInstructionsConfig, instruct_samples
+from moxi_pipeline.dataset.assembly import (
+    dedupe_samples,
+    load_public_samples,
+    push_dataset,
+)
+from moxi_pipeline.dataset.chunk import chunk_records
+from moxi_pipeline.dataset.instructions_openai import (
+    InstructionEndpointError,
+    OpenAIInstructionsConfig,
+    instruct_samples,
+)
+from moxi_pipeline.dataset.samples import (
+    DatasetConfig,
+    build_sft_dataset,
+    write_sft_dataset,
+)
+from moxi_pipeline.defs.metadata import (
+    counts_table,
+    fail_past_skip_share,
+    github_metadata,
+    image,
+    skip_metadata,
+)
+from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 from moxi_pipeline.records import ReadmeChunk, RepoRecord, SftSample
 from moxi_pipeline.settings import load_settings, parse_collect_sources
 
@@ -110,7 +128,7 @@ class SftDatasetConfig(dg.Config):
 def sft_dataset(
     context: dg.AssetExecutionContext,
     config: SftDatasetConfig,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactsResource,
     openai: OpenAIClient,
     raw_readmes: list[RepoRecord],
     readme_chunks: list[ReadmeChunk],
@@ -169,7 +187,7 @@ def sft_dataset(
     return samples
 
 
-def _openai_instructions(context, openai: OpenAIClient, samples: list[SftSample], artifacts: LocalArtifactStore):
+def _openai_instructions(context, openai: OpenAIClient, samples: list[SftSample], artifacts: ArtifactsResource):
     """Samples with the model's instructions, the samples it gave none (with reasons), and usage metadata."""
     config = OpenAIInstructionsConfig(
         model=SETTINGS.openai_model, batch_size=SETTINGS.openai_batch_size, concurrency=SETTINGS.openai_concurrency,

@@ -10,7 +10,9 @@ def run_executor(name: str) -> dg.ExecutorDefinition | None:
     lora_adapter alone asks for a GPU (its `dagster-k8s/config` op tag; see model_assets.GPU_TAGS).
     """
     if name == "k8s_job":
-        from dagster_k8s import k8s_job_executor  # the deploy extra; only a Kubernetes deployment needs it
+        from dagster_k8s import (
+            k8s_job_executor,  # the deploy extra; only a Kubernetes deployment needs it
+        )
 
         return k8s_job_executor
     return None

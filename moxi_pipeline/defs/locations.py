@@ -15,7 +15,11 @@ from moxi_pipeline.defs.checks import RAW_READMES_CHECKS
 from moxi_pipeline.defs.executors import run_executor
 from moxi_pipeline.defs.jobs import collect_job, recollect_schedule
 from moxi_pipeline.defs.resources import pipeline_resources
-from moxi_pipeline.defs.sensors import alert_on_run_failure, retrain_job, retrain_on_new_dataset
+from moxi_pipeline.defs.sensors import (
+    alert_on_run_failure,
+    retrain_job,
+    retrain_on_new_dataset,
+)
 from moxi_pipeline.settings import load_settings
 
 settings = load_settings()

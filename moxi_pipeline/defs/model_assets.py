@@ -7,16 +7,17 @@ import dagster as dg
 import yaml
 from pydantic import Field
 
-from moxi_pipeline.dataset import dataset_hash
+from moxi_pipeline.dataset.samples import dataset_hash
 from moxi_pipeline.defs.metadata import image
-from moxi_pipeline.defs.resources import LocalArtifactStore
-from moxi_pipeline.evaluate import EvalConfig, evaluate
-from moxi_pipeline.modeling import import_base_model
+from moxi_pipeline.defs.resources import ArtifactsResource
+from moxi_pipeline.evaluation.evaluate import EvalConfig, evaluate
+from moxi_pipeline.evaluation.report import compare_runs, write_eval_report
+from moxi_pipeline.models.base import import_base_model
+from moxi_pipeline.models.writer import WriterSpec
 from moxi_pipeline.records import Artifact, RepoRecord, SftSample
-from moxi_pipeline.report import compare_runs, write_eval_report
 from moxi_pipeline.settings import load_settings
-from moxi_pipeline.train import load_train_config, train_adapter
-from moxi_pipeline.train_config import trackers
+from moxi_pipeline.training.config import trackers
+from moxi_pipeline.training.train import load_train_config, train_adapter
 
 SETTINGS = load_settings()
 MAX_PATH_RATE = 0.05  # the check's threshold: at most 5% of mentioned paths may be missing from the tree
@@ -32,7 +33,7 @@ class BaseModelConfig(dg.Config):
 
 
 @dg.asset(group_name="model", kinds={"pytorch"})
-def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, artifacts: LocalArtifactStore) -> Artifact:
+def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, artifacts: ArtifactsResource) -> Artifact:
     """The base model as plain safetensors plus tokenizer, ready to train on."""
     info = import_base_model(config.source, artifacts.path("models", "base_model"))
     context.add_output_metadata({"parameters": info.parameters, "dtype": info.dtype, "source": info.source,
@@ -55,7 +56,7 @@ class LoraAdapterConfig(dg.Config):
 def lora_adapter(
     context: dg.AssetExecutionContext,
     config: LoraAdapterConfig,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactsResource,
     base_model: Artifact,
     sft_dataset: list[SftSample],
 ) -> Artifact:
@@ -114,7 +115,7 @@ class EvalReportConfig(dg.Config):
 def eval_report(
     context: dg.AssetExecutionContext,
     config: EvalReportConfig,
-    artifacts: LocalArtifactStore,
+    artifacts: ArtifactsResource,
     base_model: Artifact,
     lora_adapter: Artifact,
     sft_dataset: list[SftSample],
@@ -123,7 +124,7 @@ def eval_report(
     """The template floor, the base model zero-shot and the fine-tuned model, on held-out repositories."""
     test_urls = {s.repo_url for s in sft_dataset if s.split == "test"}
     report = evaluate(
-        base_model.path, lora_adapter.path, [r for r in raw_readmes if r.repo_url in test_urls],
+        WriterSpec(Path(base_model.path), Path(lora_adapter.path)), [r for r in raw_readmes if r.repo_url in test_urls],
         [s for s in sft_dataset if s.split == "test"], EvalConfig(max_repos=config.max_repos, device=config.device),
         progress=lambda what, done, total: context.log.info(f"eval {done}/{total}: {what}"),
     )
@@ -142,7 +143,7 @@ def eval_report(
 
 
 @dg.asset(group_name="model", kinds={"python"}, deps=[eval_report])
-def run_comparison(context: dg.AssetExecutionContext, artifacts: LocalArtifactStore) -> Artifact:
+def run_comparison(context: dg.AssetExecutionContext, artifacts: ArtifactsResource) -> Artifact:
     """Every evaluated run side by side: model, adapter, data, profile, metrics, and a plot."""
     runs = sorted(p.parent for p in artifacts.path("eval", "runs").glob("*/metrics.json"))
     path = compare_runs(runs, artifacts.path("eval"))

@@ -13,7 +13,7 @@ from moxi_pipeline.storage.artifacts import ArtifactStore, artifact_store
 _SETTINGS = load_settings()
 
 
-class LocalArtifactStore(dg.ConfigurableResource):
+class ArtifactsResource(dg.ConfigurableResource):
     """Working directories for models, datasets and reports under the project's data folder; finished
     folders are published to S3 when `s3_bucket` is set (MOXI_S3_BUCKET), else they stay where they are."""
 
@@ -75,6 +75,6 @@ def pipeline_resources(settings) -> dict:
     from moxi_pipeline.defs.io_managers import record_io_manager
 
     data_dir = str(settings.data_dir)
-    artifacts = LocalArtifactStore(data_dir=data_dir, s3_bucket=settings.s3_bucket,
+    artifacts = ArtifactsResource(data_dir=data_dir, s3_bucket=settings.s3_bucket,
                                    aws_endpoint_url=settings.aws_endpoint_url)
     return {"io_manager": record_io_manager(settings), "artifacts": artifacts, "openai": openai_client(settings)}

@@ -202,10 +202,3 @@ def artifact_store(data_dir: str | Path, s3_bucket: str | None = None, endpoint_
     if s3_bucket:
         return S3Artifacts(s3_bucket, Path(data_dir) / "cache" / "s3", endpoint_url=endpoint_url)
     return LocalArtifacts(data_dir)
-
-
-def fetch_artifact(uri: str, data_dir: str | Path, endpoint_url: str | None = None) -> Path:
-    """A local folder for `uri`: an s3:// URI is fetched into <data_dir>/cache/s3, a path is returned as is."""
-    if uri.startswith("s3://"):
-        return S3Artifacts(parse_s3_uri(uri)[0], Path(data_dir) / "cache" / "s3", endpoint_url=endpoint_url).fetch(uri)
-    return LocalArtifacts(data_dir).fetch(uri)

@@ -86,7 +86,9 @@ class WriteSummary:
 
 class MongoStore:
     def __init__(self, uri: str, db_name: str, *, batch_size: int = BATCH_SIZE, timeout_ms: int = 10_000):
-        from pymongo import MongoClient  # imported here: the local store needs no MongoDB driver
+        from pymongo import (
+            MongoClient,  # imported here: the local store needs no MongoDB driver
+        )
 
         self._client = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, tz_aware=True)
         self.db = self._client[db_name]

@@ -1,0 +1,292 @@
+"""The grounding pass: a README states only what the repository supports.
+
+`ground_readme` removes, and counts per README:
+- a path that is not in the file tree (the sentence, list item or code line that names it);
+- a URL found nowhere in the repository (manifests, key files, tree) unless it is built from facts
+  (the repository's own pages, its package's registry page): a link keeps its text, an image goes;
+- a shell command that the facts do not support: an install or run command for another package or
+  ecosystem, `sudo`, `rm -rf`, `curl | sh`. Commands the facts give, CLI invocations of the repository's
+  own commands, and lines found verbatim in a key file are kept.
+
+`file_mentions`, `unknown_paths` and `invented_urls` are the same checks the evaluation's trust
+metrics count, so a grounded README scores what the pass guarantees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from moxi_pipeline.readme import markdown
+from moxi_pipeline.readme.facts import RepoFacts
+
+_URL = re.compile(r"(https?|ftp)://\S+|www\.\S+|\S+@\S+\.\w+")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_TOKEN = re.compile(r"[\w.~/-]+")
+FILE_EXTENSIONS = frozenset(
+    "py pyi ipynb md rst txt toml cfg ini yaml yml json lock xml html css scss js mjs cjs jsx ts tsx vue "
+    "go mod rs c h cc cpp hpp cs csproj sln java kt kts gradle scala rb gemspec php swift m mm podspec "
+    "sh bash ps1 bat sql r jl lua pl dart ex exs env conf dockerfile".split()
+)
+FILE_NAMES = frozenset(("Makefile", "Dockerfile", "Gemfile", "Rakefile", "Procfile", "Vagrantfile", "Justfile"))
+SHELL_INFOS = {"", "bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "cmd", "powershell", "ps"}
+# First words of commands that install, fetch, build or delete: each must be backed by the facts.
+COMMAND_WORDS = {
+    "pip", "pip3", "pipx", "python", "python3", "poetry", "conda", "uv", "npm", "npx", "yarn", "pnpm", "bun",
+    "cargo", "go", "gem", "bundle", "composer", "mvn", "gradle", "./gradlew", "dotnet", "dart", "flutter",
+    "docker", "docker-compose", "brew", "apt", "apt-get", "yum", "dnf", "sudo", "curl", "wget", "git", "rm",
+    "make", "cd", "node", "deno", "pytest", "java", "kubectl", "helm", "snap", "choco", "scoop",
+}
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
+# what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
+_BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
+
+
+def file_mentions(text: str) -> set[str]:
+    """Things that look like files: a known extension or file name, or a slashed word written as
+    `code`, `./x` or `x/` (a directory). Bare `and/or` in prose is not a path; URLs and HTML tags are dropped."""
+    text = _HTML_TAG.sub(" ", _URL.sub(" ", text))
+    code = " ".join(_CODE_SPAN.findall(text))
+    mentions = set()
+    for source, in_code in ((text, False), (code, True)):
+        for token in _TOKEN.findall(source):
+            path = token.rstrip(".-").lstrip("-")  # a leading dot is a dotfile (`.github/`), not punctuation
+            if not path.strip("/~."):
+                continue
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            stem, _, extension = name.rpartition(".")
+            has_extension = bool(stem) and extension.lower() in FILE_EXTENSIONS
+            # "Node.js", "Vue.js" in prose are products, not files; `App.js` in code is a file
+            if has_extension and extension == "js" and stem[0].isupper() and "/" not in path and not in_code:
+                continue
+            slashed = "/" in token and (in_code or token.startswith(("./", "~/")) or token.endswith("/"))
+            if has_extension or name in FILE_NAMES or slashed:
+                mentions.add(path.removeprefix("./").strip("/"))
+    return {m for m in mentions if m}
+
+
+def known_paths(file_tree) -> set[str]:
+    """Every contiguous run of path components: "a/b/c.py" -> a, a/b, b, a/b/c.py, b/c.py, c.py ..."""
+    known: set[str] = set()
+    for path in file_tree:
+        parts = path.removesuffix("@").strip("/").split("/")  # `name@` is a symlink: a real path all the same
+        known.update("/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
+    return known
+
+
+def unknown_paths(text: str, known: set[str]) -> set[str]:
+    return {mention for mention in file_mentions(text) if mention not in known}
+
+
+def _norm_url(url: str) -> str:
+    url = url.strip().rstrip("/.,;:)").split("#")[0]
+    url = re.sub(r"^https?://(www\.)?", "", url.lower())
+    return url.removesuffix(".git")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a README may cite: the tree, the key files' text, and the facts."""
+
+    facts: RepoFacts
+    known: set[str]
+    corpus: str  # key files and tree, lower-cased, where a URL or command is "found in the repository"
+
+    @classmethod
+    def of(cls, facts: RepoFacts, file_tree, key_files) -> Evidence:
+        corpus = "\n".join([*(k.content for k in key_files), *file_tree]).lower()
+        return cls(facts, known_paths(file_tree), corpus)
+
+    def url_allowed(self, url: str) -> bool:
+        norm = _norm_url(url)
+        if not norm:
+            return True
+        # the allowed URL itself or a page under it: github.com/o/cli/issues, never github.com/o/cli-tools
+        if any(norm == base or norm.startswith((base + "/", base + "?"))
+               for base in map(_norm_url, self.facts.allowed_urls())):
+            return True
+        return norm in self.corpus
+
+    def command_allowed(self, line: str) -> bool:
+        command = line.strip().removeprefix("$ ").strip()
+        if not command or command.startswith("#"):
+            return True
+        words = command.split()
+        first = words[0]
+        allowed = {*self.facts.install, *self.facts.commands, self.facts.test_command or ""}
+        if self.facts.repo_url:
+            folder = self.facts.repo_url.rstrip("/").rsplit("/", 1)[-1]
+            allowed |= {f"git clone {self.facts.repo_url}", f"git clone {self.facts.repo_url}.git", f"cd {folder}"}
+        if command in allowed or command.lower() in {line.strip() for line in self.corpus.split("\n")}:
+            return True
+        own = {c.split()[0] for c in self.facts.commands if c.split()}
+        if first in own and first not in COMMAND_WORDS:
+            return not unknown_paths(command, self.known)
+        if first not in COMMAND_WORDS:
+            return True  # not a shell command we can judge: a code example line
+        if first in ("sudo", "rm", "curl", "wget") or "| sh" in command or "| bash" in command:
+            return False
+        # the same tool with a dependency the manifest names (`pip install requests` for a project using it)
+        return any(c.split()[:2] == words[:2] for c in allowed if c) and words[-1] in self.facts.dependencies
+
+
+@dataclass
+class GroundingReport:
+    paths: int = 0
+    urls: int = 0
+    commands: int = 0
+    removed: list[str] = field(default_factory=list)
+
+    def total(self) -> int:
+        return self.paths + self.urls + self.commands
+
+
+def _fix_links(line: str, evidence: Evidence, report: GroundingReport) -> str:
+    def replace(match: re.Match) -> str:
+        bang, text, target = match.groups()
+        is_url = "://" in target or target.startswith("www.")
+        local = target.split("#")[0].removeprefix("./").strip("/")
+        ok = evidence.url_allowed(target) if is_url else local in evidence.known or target.startswith("#")
+        if ok:
+            return match.group(0)
+        if is_url:
+            report.urls += 1
+        else:
+            report.paths += 1
+        report.removed.append(target)
+        return "" if bang else text
+
+    return _LINK.sub(replace, line)
+
+
+def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingReport) -> bool:
+    """True (and counted) when the sentence names an unknown path, an invented URL or an unsupported command."""
+    bad_urls = [u for u in markdown.BARE_URL.findall(sentence) if not evidence.url_allowed(u.rstrip(".,;:!?"))]
+    bad_paths = unknown_paths(sentence, evidence.known)
+    bad_commands = [span for span in _CODE_SPAN.findall(sentence)
+                    if span.split() and span.split()[0] in COMMAND_WORDS and not evidence.command_allowed(span)]
+    report.urls += len(bad_urls)
+    report.paths += len(bad_paths)
+    report.commands += len(bad_commands)
+    report.removed += [*bad_urls, *sorted(bad_paths), *bad_commands]
+    return bool(bad_urls or bad_paths or bad_commands)
+
+
+def _ground_prose(line: str, evidence: Evidence, report: GroundingReport) -> str | None:
+    line = _fix_links(line, evidence, report)
+    bare = _LIST_ITEM.sub("", line).strip().strip("`").removeprefix("$ ")
+    if bare.split() and bare.split()[0] in COMMAND_WORDS and not evidence.command_allowed(bare):
+        report.commands += 1  # a command written as prose ("pip install x" on a line of its own)
+        report.removed.append(bare)
+        return None
+    if _LIST_ITEM.match(line) or line.lstrip().startswith("#"):
+        return None if _sentence_problems(line, evidence, report) else line
+    kept = [s for s in _SENTENCE.split(line) if not _sentence_problems(s, evidence, report)]
+    return " ".join(kept) if kept else None
+
+
+def _ground_code(lines: list[str], info: str, evidence: Evidence, report: GroundingReport) -> list[str]:
+    shell = info.split()[0].lower() in SHELL_INFOS if info.split() else True
+    kept = []
+    for line in lines:
+        if shell and not evidence.command_allowed(line):
+            report.commands += 1
+            report.removed.append(line.strip())
+        elif (bad := unknown_paths(line, evidence.known)) or any(
+            not evidence.url_allowed(u) for u in markdown.BARE_URL.findall(line)
+        ):
+            report.paths += len(bad)
+            report.urls += len([u for u in markdown.BARE_URL.findall(line) if not evidence.url_allowed(u)])
+            report.removed.append(line.strip())
+        else:
+            kept.append(line)
+    return kept
+
+
+def ground_readme(text: str, evidence: Evidence, max_passes: int = 3) -> tuple[str, GroundingReport]:
+    """The README with ungrounded paths, URLs and commands removed, and what was removed.
+
+    Repeated until a pass removes nothing: tidying a broken fence can turn code into prose, and a
+    line the first pass read as code must still be judged as prose."""
+    report = GroundingReport()
+    for _ in range(max_passes):
+        before = report.total()
+        text = _ground_once(text, evidence, report)
+        if report.total() == before:
+            break
+    return text, report
+
+
+def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
+    lines = text.split("\n")
+    blocks = {block.start: block for block in markdown.code_blocks(text) if block.info or lines[block.start].lstrip().startswith(("`", "~"))}
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        if index in blocks:
+            block = blocks[index]
+            # Only fence lines are exempt: an indented block ("    ```python" included) is all content, and
+            # an unclosed fence runs to the end of the text, its last line content too.
+            first = block.start + 1 if block.fenced else block.start
+            end = min(block.end, len(lines))  # markdown-it may map a block one line past the text
+            closed = block.fenced and end - 1 > block.start and _is_fence(lines[end - 1])
+            last = end - 1 if closed else end
+            body = _ground_code(lines[first:last], block.info, evidence, report)
+            if any(line.strip() not in ("", "#", "$", "//", ">") for line in body):  # a lone prompt sign is no code
+                out += [*lines[block.start:first], *body, *lines[last:end]]
+            index = block.end
+            continue
+        grounded = _ground_prose(lines[index], evidence, report) if lines[index].strip() else lines[index]
+        if grounded is not None:
+            out.append(grounded)
+        index += 1
+    return tidy("\n".join(out))
+
+
+def _level(line: str) -> int:
+    """A heading's level; 7 for anything that is not a heading."""
+    match = re.match(r"^(#{1,6})\s", line.lstrip())
+    return len(match.group(1)) if match else 7
+
+
+def _is_fence(line: str) -> bool:
+    return line.strip().startswith(("```", "~~~"))
+
+
+def _drop_empty_fences(lines: list[str]) -> list[str]:
+    """A fence line followed (blank lines aside) by another fence line is an empty block: both go."""
+    out, index = [], 0
+    while index < len(lines):
+        if _is_fence(lines[index]):
+            following = next((j for j in range(index + 1, len(lines)) if lines[j].strip()), None)
+            if following is not None and _is_fence(lines[following]):
+                index = following + 1
+                continue
+        out.append(lines[index])
+        index += 1
+    return out
+
+
+def tidy(text: str) -> str:
+    """What removals leave behind: a line ending in ':' that now introduces nothing, an empty list item,
+    a heading with nothing under it, an unmatched fence line, runs of blank lines (repeated until stable)."""
+    lines = text.split("\n")
+    fences = [i for i, line in enumerate(lines) if _is_fence(line)]
+    if len(fences) % 2:
+        del lines[fences[-1]]
+    while True:
+        lines = _drop_empty_fences(lines)
+        kept: list[str] = []
+        for index, line in enumerate(lines):
+            following = next((l for l in lines[index + 1 :] if l.strip()), "")
+            introduces_nothing = line.rstrip().endswith(":") and not _BLOCK_START.match(following)
+            empty_section = index > 0 and _level(line) < 7 and (not following or _level(following) <= _level(line))
+            markup_only = _LIST_ITEM.match(line) and not re.search(r"[^\W_]", _LIST_ITEM.sub("", line))
+            if not (introduces_nothing or empty_section or markup_only or re.fullmatch(r"\s*([-*+]|\d+[.)])\s*", line)):
+                kept.append(line)
+        if kept == lines:
+            return re.sub(r"\n{3,}", "\n\n", "\n".join(kept))
+        lines = kept

@@ -1,0 +1,142 @@
+"""One CommonMark parser (markdown-it-py, with tables) for everything that reads Markdown structure:
+the outline's headings, the grounding pass's links and code, and the evaluation's section metrics.
+
+Every helper works on the token stream, so a `#` inside a fenced block is never a heading and a URL
+inside inline code is still found. Line numbers are 0-based, from markdown-it's block line maps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Single-line HTML headings (`<h1 align="center">Name</h1>`), which many GitHub READMEs open with.
+_HTML_HEADING = re.compile(r"<h([1-6])[^>]*>(.*?)</h\1>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+# Bare URLs in prose (no linkify plugin): scheme or www., up to whitespace or a closing bracket/quote.
+BARE_URL = re.compile(r"(?:https?|ftp)://[^\s<>\"'`)\]]+|www\.[^\s<>\"'`)\]]+")
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    title: str
+    line: int  # first line of the heading
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    info: str  # the fence's info string ("bash", "python", "" for indented code)
+    content: str
+    start: int  # first line (the opening fence, or an indented block's first line)
+    end: int  # one past the last line (the closing fence, when the block has one)
+    fenced: bool = True  # False: indented code, every line is content
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table")
+
+
+def tokens(text: str) -> list:
+    return _parser().parse(text)
+
+
+def _inline_text(token) -> str:
+    """Plain text of an inline token: text and code children, markup dropped."""
+    parts = [child.content for child in token.children or () if child.type in ("text", "code_inline")]
+    return "".join(parts).strip()
+
+
+def headings(text: str) -> list[Heading]:
+    """ATX, setext and HTML (`<hN>`) headings in document order."""
+    stream = tokens(text)
+    found = []
+    for index, token in enumerate(stream):
+        if token.type == "heading_open":
+            found.append(Heading(int(token.tag[1]), _inline_text(stream[index + 1]), token.map[0]))
+        elif token.type in ("html_block", "inline") and "<h" in token.content.lower():
+            line = token.map[0] if token.map else 0
+            for level, body in _HTML_HEADING.findall(token.content):
+                found.append(Heading(int(level), _TAG.sub("", body).strip(), line))
+    return sorted(found, key=lambda heading: heading.line)
+
+
+def code_blocks(text: str) -> list[CodeBlock]:
+    """Fenced and indented code blocks with their line ranges."""
+    blocks = []
+    for token in tokens(text):
+        if token.type in ("fence", "code_block") and token.map:
+            blocks.append(CodeBlock(token.info.strip(), token.content, token.map[0], token.map[1], token.type == "fence"))
+    return blocks
+
+
+def urls(text: str) -> list[str]:
+    """Every URL: link targets, image sources, autolinks, bare URLs in prose, HTML src/href, and URLs
+    inside code; in document order, duplicates kept (the caller counts)."""
+    found = []
+    for token in tokens(text):
+        if token.type == "inline":
+            for child in token.children or ():
+                if child.type in ("link_open", "image"):
+                    target = child.attrs.get("href") or child.attrs.get("src") or ""
+                    if "://" in target or target.startswith("www."):
+                        found.append(target)
+                elif child.type in ("text", "code_inline", "html_inline"):
+                    found += BARE_URL.findall(child.content)
+        elif token.type in ("fence", "code_block", "html_block"):
+            found += BARE_URL.findall(token.content)
+    return [url.rstrip(".,;:!?") for url in found]
+
+
+@dataclass(frozen=True)
+class Block:
+    start: int  # first line
+    end: int  # one past the last line
+    kind: str  # "heading", "code", "table" or "text"
+    title: str = ""  # a heading's text
+
+
+_OPENERS = {"heading_open": "heading", "table_open": "table", "paragraph_open": "text", "bullet_list_open": "text",
+            "ordered_list_open": "text", "blockquote_open": "text", "fence": "code", "code_block": "code",
+            "html_block": "text", "hr": "text"}
+
+
+def _closes_fence(line: str, markup: str) -> bool:
+    fence = line.strip()
+    return bool(fence) and set(fence) == {markup[0]} and len(fence) >= len(markup)
+
+
+def blocks(lines: list[str], offset: int = 0) -> list[Block]:
+    """The top-level blocks of a document, by line range, covering every non-blank line.
+
+    Two departures from CommonMark, both so that a chunker never loses structure: a fence that never
+    closes is a line of text (CommonMark runs it to the end of the document, swallowing every later
+    heading; an RST underline `~~~~` is the usual culprit), and a line no block claims (a link
+    reference definition) is a text block of its own. A single-line `<hN>` HTML block is a heading.
+    """
+    stream = tokens("\n".join(lines[offset:]))
+    found: list[Block] = []
+    for index, token in enumerate(stream):
+        if token.level != 0 or token.type not in _OPENERS or not token.map:
+            continue
+        start, end = token.map[0] + offset, token.map[1] + offset
+        kind = _OPENERS[token.type]
+        if token.type == "fence" and not (end - start > 1 and _closes_fence(lines[end - 1], token.markup)):
+            return found + [Block(start, start + 1, "text")] + blocks(lines, start + 1)
+        title = ""
+        if kind == "heading":
+            title = _inline_text(stream[index + 1])
+        elif token.type == "html_block" and end - start == 1 and (html := _HTML_HEADING.fullmatch(lines[start].strip())):
+            kind, title = "heading", _TAG.sub("", html.group(2)).strip()
+        found.append(Block(start, end, kind, title))
+    return _fill_gaps(found, lines, offset)
+
+
+def _fill_gaps(found: list[Block], lines: list[str], offset: int) -> list[Block]:
+    covered = {line for block in found for line in range(block.start, block.end)}
+    extra = [Block(i, i + 1, "text") for i in range(offset, len(lines)) if i not in covered and lines[i].strip()]
+    return sorted(found + extra, key=lambda block: block.start)

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import pytest
+
+from moxi_pipeline.readme.decoding import (
+    AnswerGuards,
+    DecodingConfig,
+    clean_section,
+    generate_ids,
+    stop_token_ids,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from moxi_pipeline.models.base import load_model, load_tokenizer
+
+    return load_model(tiny_model_dir, "cpu"), load_tokenizer(tiny_model_dir)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("max_new_tokens", 0), ("repetition_penalty", 0.0), ("no_repeat_ngram_size", -1), ("max_prompt_copy", -1),
+     ("temperature", -0.1),
+     ("top_p", 0.0), ("top_p", 1.5), ("batch_size", 0)],
+)
+def test_decoding_config_rejects_out_of_range_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"DecodingConfig\.{field} .*{value!r}"):
+        DecodingConfig(**{field: value})
+
+
+def test_temperature_zero_is_greedy_and_positive_temperature_samples():
+    # HF's own repetition settings are off: AnswerGuards applies them to the answer only
+    assert DecodingConfig().generate_kwargs() == {
+        "max_new_tokens": 384, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "do_sample": False,
+    }
+    sampled = DecodingConfig(temperature=0.7, top_p=0.9).generate_kwargs()
+    assert (sampled["do_sample"], sampled["temperature"], sampled["top_p"]) == (True, 0.7, 0.9)
+
+
+def test_stop_tokens_include_end_of_turn(tiny):
+    _, tokenizer = tiny
+    assert stop_token_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tiny_model_dir):
+    """The tiny model in fp32. In bf16 its random logits tie (three of 512 tokens at exactly 0.2754 after
+    the repetition penalty) and a padded batch shifts them by up to 0.002, so greedy picks differ from one
+    prompt at a time; in fp32 they are the same computation to ~1e-7 and greedy decoding must agree exactly."""
+    from moxi_pipeline.models.base import load_model, load_tokenizer
+
+    return load_model(tiny_model_dir, "cpu").float(), load_tokenizer(tiny_model_dir)
+
+
+def _prompts(tokenizer) -> list[list[int]]:
+    texts = ["# tiny\n\nA small project", "## Usage\n\nRun `tiny --help` to see the options. Key files: pyproject.toml",
+             "MIT."]
+    return [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
+
+
+def test_batched_generation_equals_one_prompt_at_a_time(tiny_fp32):
+    model, tokenizer = tiny_fp32
+    prompts = _prompts(tokenizer)
+    assert len({len(p) for p in prompts}) == 3  # different lengths: the batch really is left-padded
+    decoding = DecodingConfig(max_new_tokens=16, stop_at_heading=False)
+    single = [generate_ids(model, tokenizer, [prompt], decoding)[0] for prompt in prompts]
+    assert generate_ids(model, tokenizer, prompts, decoding) == single
+    assert [len(ids) for ids in single] == [16, 16, 16]
+
+
+def test_a_row_that_stops_early_in_a_batch_carries_no_padding(tiny_fp32):
+    import copy
+
+    model, tokenizer = tiny_fp32
+    prompts = _prompts(tokenizer)
+    decoding = DecodingConfig(max_new_tokens=16, stop_at_heading=False)
+    free = [generate_ids(model, tokenizer, [prompt], decoding)[0] for prompt in prompts]
+    # make a token that the first prompt's greedy output reaches, and no other output holds, the end of turn
+    stop = next(t for t in free[0][2:] if t not in free[1] + free[2] + free[0][:2])
+    stopper = copy.deepcopy(tokenizer)
+    stopper.eos_token = tokenizer.convert_ids_to_tokens(stop)
+    batched = generate_ids(model, stopper, prompts, decoding)
+    # the first row ends at the stop token (its count is real new tokens, for tokens/s); the others run on
+    assert batched[0] == free[0][: free[0].index(stop) + 1]
+    assert batched[1:] == free[1:]
+
+
+def test_stop_at_heading_passes_the_stop_string():
+    calls = []
+
+    class Recorder:
+        device = "cpu"
+
+        def generate(self, input_ids, **kwargs):
+            calls.append(kwargs)
+            return input_ids
+
+    class Tokenizer:
+        pad_token_id, eos_token_id, unk_token_id = 0, 2, None
+
+        def convert_tokens_to_ids(self, token):
+            return 2
+
+    tokenizer = Tokenizer()
+    generate_ids(Recorder(), tokenizer, [[5, 6]], DecodingConfig())
+    generate_ids(Recorder(), tokenizer, [[5, 6]], DecodingConfig(stop_at_heading=False))
+    assert (calls[0]["stop_strings"], calls[0]["tokenizer"]) == (["\n#"], tokenizer)
+    assert "stop_strings" not in calls[1]
+    assert calls[0]["eos_token_id"] == [2] and calls[0]["pad_token_id"] == 0
+
+
+USAGE = "## Usage\n\n"
+ABOUT = "# tiny\n\nA small project. "
+
+
+@pytest.mark.parametrize(
+    "generated, prefix, expected",
+    [
+        # the section ends where the next heading starts
+        (USAGE + "Run it.\n\n## License\n\nMIT", USAGE, "## Usage\n\nRun it."),
+        # ... but not at a `#` comment inside a code block
+        (USAGE + "```\n# comment\n```\nDone.", USAGE, "## Usage\n\n```\n# comment\n```\nDone."),
+        # a sentence cut by the token budget backs up to the last finished one, in the first paragraph too
+        (USAGE + "Run it. Then run the other thing with", USAGE, "## Usage\n\nRun it."),
+        (ABOUT + "It parses files and", ABOUT, "# tiny\n\nA small project."),
+        (ABOUT + "It parses files.\n\nIt also", ABOUT, "# tiny\n\nA small project. It parses files."),
+        (USAGE + "- one\n- two\n- thr", USAGE, "## Usage\n\n- one\n- two"),
+        # a colon that now introduces nothing goes, and the heading left with nothing under it stays alone
+        (USAGE + "Run `tiny`:", USAGE, "## Usage"),
+        (USAGE, USAGE, "## Usage"),
+        # an unclosed fence holding code is closed; "```cpp```" and a fence glued to text are dropped
+        (USAGE + "```bash\ntiny --help\n", USAGE, "## Usage\n\n```bash\ntiny --help\n```"),
+        (USAGE + "```cpp```\nRun it.", USAGE, "## Usage\n\nRun it."),
+        (USAGE + "Run `tiny`.```", USAGE, "## Usage\n\nRun `tiny`."),
+        # an echo of the prompt's key files ends the section
+        (USAGE + "Run it.\n--- pyproject.toml ---\n[project]", USAGE, "## Usage\n\nRun it."),
+        (USAGE + "Run it.\n\nFile tree:\nsrc/tiny/cli.py", USAGE, "## Usage\n\nRun it."),
+        # a line of 40+ letters is decoding collapse and goes; a 39-letter word stays
+        (USAGE + "OK.\nnpmjimiemlitekomitamirilistykiyevadzhepise\nFine.", USAGE, "## Usage\n\nOK.\nFine."),
+        (USAGE + "A " + "x" * 39 + " tool.", USAGE, "## Usage\n\nA " + "x" * 39 + " tool."),
+        # a loop: the third copy of a line and everything after it is cut
+        (USAGE + "- fast parsing.\n- fast parsing.\n- fast parsing.\n- more.", USAGE,
+         "## Usage\n\n- fast parsing.\n- fast parsing."),
+        # short lines repeat in real READMEs and are kept
+        (USAGE + "```\n}\n}\n}\n```\nEnd.", USAGE, "## Usage\n\n```\n}\n}\n}\n```\nEnd."),
+    ],
+)
+def test_clean_section(generated, prefix, expected):
+    assert clean_section(generated, prefix) == expected
+
+
+@pytest.mark.parametrize("line, dropped", [
+    ("  *   ***********.JS", True),   # symbol soup a fine-tuned model wrote for a Features list
+    ("**********", False),            # a thematic break is that symbol alone
+    ("*" * 35, True),                 # ...but 35 stars are the tip of a star pyramid, not a rule
+    ("-" * 40, False),                # a long dash rule is still a rule
+    ("| --- | --- |", False),         # table rule
+    ("- **Fast**: no copies", False),  # bold is two stars
+])
+def test_symbol_soup_lines_are_dropped(line, dropped):
+    assert (clean_section(f"## Features\n\n{line}\n- a real feature.", "## Features\n\n", cut_by_budget=False)
+            == "## Features\n\n" + ("" if dropped else line + "\n") + "- a real feature.")
+
+
+def test_the_forced_prefix_survives_a_filter_on_the_line_it_shares():
+    # the model continued About's forced first sentence with letter soup: the soup goes, the title and
+    # sentence stay (the whole line used to go, and the README lost its title)
+    prefix = "# renamer\n\nRename files in bulk. "
+    assert clean_section(prefix + "x" * 45 + "\nIt is fast.", prefix, cut_by_budget=False) == \
+        "# renamer\n\nRename files in bulk. It is fast."
+    assert clean_section(prefix + "*   ***********.JS", prefix, cut_by_budget=True) == "# renamer\n\nRename files in bulk."
+
+
+def _guarded(prompt: list[list[int]], answer: list[list[int]], **decoding) -> list[list[float]]:
+    """Scores (all 1.0 over a 10-token vocabulary) after AnswerGuards, for left-padded prompts (pad 0)."""
+    import torch
+
+    width = max(len(row) for row in prompt)
+    padded = [[0] * (width - len(row)) + row for row in prompt]
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in prompt])
+    guards = AnswerGuards(torch.tensor(padded), mask, DecodingConfig(**decoding))
+    ids = torch.tensor([p + a for p, a in zip(padded, answer)])
+    return guards(ids, torch.ones(len(prompt), 10)).tolist()
+
+
+def test_the_repetition_penalty_counts_the_answer_not_the_prompt():
+    scores = _guarded([[1, 2, 3]], [[4]], repetition_penalty=2.0, no_repeat_ngram_size=0, max_prompt_copy=0)
+    # 4 was said in the answer: 1.0 / 2; 1, 2 and 3 are the prompt's (the project's own words): untouched
+    assert scores == [[1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0]]
+
+
+def test_no_repeat_ngrams_within_the_answer_only():
+    inf = -float("inf")
+    # answer 5 6 7 5: the bigram (5, 6) was said, so 6 may not follow 5 again
+    scores = _guarded([[5, 6, 9]], [[5, 6, 7, 5]], repetition_penalty=1.0, no_repeat_ngram_size=2, max_prompt_copy=0)
+    assert scores[0][6] == inf and scores[0].count(inf) == 1
+    # the prompt's bigram (6, 9) does not count: after the answer's 6, 9 is allowed
+    scores = _guarded([[5, 6, 9]], [[7, 6]], repetition_penalty=1.0, no_repeat_ngram_size=2, max_prompt_copy=0)
+    assert inf not in scores[0]
+
+
+def test_a_copy_from_the_prompt_stops_at_max_prompt_copy_tokens():
+    inf = -float("inf")
+    prompt = [[1, 2, 3, 4, 5], [7, 1, 2, 3, 4, 5]]  # the first row is left-padded by one token
+    # row 0 has copied 1 2 3 (3 tokens): the 4th, "4", is banned; row 1 has copied 2 3: it may go on
+    scores = _guarded(prompt, [[1, 2, 3], [8, 2, 3]], repetition_penalty=1.0, no_repeat_ngram_size=0, max_prompt_copy=3)
+    assert [row.count(inf) for row in scores] == [1, 0] and scores[0][4] == inf
+    # max_prompt_copy=0 allows any copy
+    scores = _guarded(prompt, [[1, 2, 3], [8, 2, 3]], repetition_penalty=1.0, no_repeat_ngram_size=0, max_prompt_copy=0)
+    assert inf not in scores[0] + scores[1]

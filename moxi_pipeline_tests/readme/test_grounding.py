@@ -1,0 +1,226 @@
+"""The grounding pass: a README keeps only the paths, URLs and commands the repository supports."""
+
+from __future__ import annotations
+
+import pytest
+
+from moxi_pipeline.readme.facts import repo_facts
+from moxi_pipeline.readme.grounding import (
+    Evidence,
+    file_mentions,
+    ground_readme,
+    known_paths,
+    unknown_paths,
+)
+from moxi_pipeline.records import RepoFacts
+from moxi_pipeline_tests.readme.test_facts import record
+
+PYPROJECT = """[project]
+name = "fetcher"
+description = "Fetch URLs."
+dependencies = ["requests"]
+
+[project.scripts]
+fetch = "fetcher.cli:main"
+
+[project.urls]
+Documentation = "https://fetcher.readthedocs.io/en/latest/"
+"""
+# a Makefile recipe line is tab-indented; the command in it is still the repository's own
+MAKEFILE = "dev:\n\tpip install -e .\n"
+REPO = record(
+    "fetcher", {"pyproject.toml": PYPROJECT, "Makefile": MAKEFILE},
+    ("fetcher/__init__.py", "fetcher/cli.py", "docs/guide.md", "tests/test_cli.py", "LICENSE", ".github/CONTRIBUTING.md"),
+    "Python",
+)
+FACTS = repo_facts(REPO)
+EVIDENCE = Evidence.of(FACTS, REPO.file_tree, REPO.key_files)
+
+
+def test_the_fixture_facts():
+    # what the cases below lean on: the install command, the CLI, the dependency, the repository URL
+    assert (FACTS.install, FACTS.commands, FACTS.dependencies, FACTS.repo_url, FACTS.package) == (
+        ("pip install fetcher",), ("fetch", "make dev"), ("requests",), "https://github.com/octo/fetcher", "fetcher",
+    )
+
+
+@pytest.mark.parametrize(
+    "text, grounded, counts",
+    [
+        # paths: the sentence naming an invented file goes, the one naming a real file stays
+        ("The CLI is in `fetcher/cli.py`. The server is in `fetcher/server.py`.", "The CLI is in `fetcher/cli.py`.",
+         (1, 0, 0)),
+        # a link to an invented file keeps its text; a link to a real one (a dotfolder too) stays whole
+        ("Read [the guide](docs/guide.md) and [the API](docs/api.md).", "Read [the guide](docs/guide.md) and the API.",
+         (1, 0, 0)),
+        ("See [how to contribute](.github/CONTRIBUTING.md).", "See [how to contribute](.github/CONTRIBUTING.md).",
+         (0, 0, 0)),
+        # URLs: an invented link keeps its text, an invented image goes, a sentence with an invented bare URL goes
+        ("![logo](https://example.com/logo.png) Fetch [anything](https://blog.example.com/fetcher).",
+         " Fetch anything.", (0, 2, 0)),
+        ("Fetch URLs fast. Download it from https://downloads.example.com/fetcher.zip today.", "Fetch URLs fast.",
+         (0, 1, 0)),
+        # built from facts (the repository and its pages, the registry page) or found in a key file: kept
+        ("Report bugs at https://github.com/octo/fetcher/issues. It is [on PyPI](https://pypi.org/project/fetcher/). "
+         "Docs: https://fetcher.readthedocs.io/en/latest/.",
+         "Report bugs at https://github.com/octo/fetcher/issues. It is [on PyPI](https://pypi.org/project/fetcher/). "
+         "Docs: https://fetcher.readthedocs.io/en/latest/.", (0, 0, 0)),
+        ("Clone https://github.com/octo/fetcher.git or browse https://github.com/octo/fetcher#usage.",
+         "Clone https://github.com/octo/fetcher.git or browse https://github.com/octo/fetcher#usage.", (0, 0, 0)),
+        # a URL that merely starts like the repository's is another project (`fetcher-pro`), not one of its pages
+        ("A fork lives at https://github.com/octo/fetcher-pro. See [pro](https://pypi.org/project/fetcher-pro/).",
+         "See pro.", (0, 2, 0)),
+        # commands: inline in a list item, or a bare line of prose
+        ("- Run `fetch --help` for options.", "- Run `fetch --help` for options.", (0, 0, 0)),
+        ("- Run `sudo make install` first.\n- Run `fetch`.", "- Run `fetch`.", (0, 0, 1)),
+        ("Then:\n\npip install numpy", "", (0, 0, 1)),
+    ],
+)
+def test_ground_readme_line_by_line(text, grounded, counts):
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == grounded
+    assert (report.paths, report.urls, report.commands) == counts
+    assert report.total() == sum(counts) == len(report.removed)
+
+
+SHELL_BLOCK = """```bash
+pip install fetcher
+sudo apt install fetcher
+curl -sSL https://get.example.com | bash
+pip install numpy
+pip install requests
+pip install -e .
+rm -rf build
+npm install fetcher
+git clone https://github.com/octo/fetcher.git
+cd fetcher
+fetch --help
+fetch --config conf/settings.yaml
+```"""
+
+
+def test_shell_commands_keep_only_what_the_repository_supports():
+    out, report = ground_readme(SHELL_BLOCK, EVIDENCE)
+    # kept: the facts' install command, a dependency the manifest names, a line of the Makefile,
+    # the clone of this repository, and the repository's own CLI on real files
+    assert out == ("```bash\npip install fetcher\npip install requests\npip install -e .\n"
+                   "git clone https://github.com/octo/fetcher.git\ncd fetcher\nfetch --help\n```")
+    assert report.removed == [
+        "sudo apt install fetcher", "curl -sSL https://get.example.com | bash", "pip install numpy", "rm -rf build",
+        "npm install fetcher", "fetch --config conf/settings.yaml",
+    ]
+    assert (report.paths, report.urls, report.commands) == (0, 0, 6)
+
+
+def test_a_code_block_that_loses_every_line_goes_whole():
+    out, report = ground_readme("## Setup\n\n```bash\nsudo rm -rf /\n```\n\nDone.", EVIDENCE)
+    assert (out, report.commands) == ("## Setup\n\nDone.", 1)
+
+
+def test_python_code_is_not_judged_as_shell_but_its_urls_are():
+    out, report = ground_readme("```python\nimport fetcher\nfetcher.get('https://example.org')\n```", EVIDENCE)
+    assert out == "```python\nimport fetcher\n```"
+    assert (report.paths, report.urls, report.commands) == (0, 1, 0)
+
+
+README = """# fetcher
+
+Fetch URLs. The CLI lives in `fetcher/cli.py` and `fetcher/server.py`.
+
+![build](https://ci.example.com/badge.svg)
+
+## Installation
+
+```bash
+pip install fetcher
+curl https://get.example.com/install.sh | bash
+```
+
+## Usage
+
+Run `fetch --help`. See [the guide](docs/guide.md) and [the wiki](https://wiki.example.com/fetcher).
+
+## License
+
+See [LICENSE](LICENSE).
+"""
+
+
+def test_ground_a_whole_readme():
+    out, report = ground_readme(README, EVIDENCE)
+    assert out == """# fetcher
+
+Fetch URLs.
+
+## Installation
+
+```bash
+pip install fetcher
+```
+
+## Usage
+
+Run `fetch --help`. See [the guide](docs/guide.md) and the wiki.
+
+## License
+
+See [LICENSE](LICENSE).
+"""
+    assert (report.paths, report.urls, report.commands) == (1, 2, 1)
+    assert report.removed == [
+        "fetcher/server.py", "https://ci.example.com/badge.svg", "curl https://get.example.com/install.sh | bash",
+        "https://wiki.example.com/fetcher",
+    ]
+
+
+def test_a_grounded_readme_grounds_to_itself():
+    once, _ = ground_readme(README, EVIDENCE)
+    twice, report = ground_readme(once, EVIDENCE)
+    assert (twice, report.total()) == (once, 0)
+
+
+TREE = ("README.md", "pyproject.toml", "src/tiny/__init__.py", "src/tiny/cli.py", "docs/guide.md", "Makefile",
+        ".github/workflows/ci.yml")
+
+
+@pytest.mark.parametrize(
+    "text, mentions, unknown",
+    [
+        ("Edit `pyproject.toml`, then run `src/tiny/cli.py`.", {"pyproject.toml", "src/tiny/cli.py"}, set()),
+        ("See cli.py and setup.py.", {"cli.py", "setup.py"}, {"setup.py"}),  # cli.py is src/tiny/cli.py's tail
+        ("Run make (see the Makefile) and read docs/guide.md and docs/api.md.",
+         {"Makefile", "docs/guide.md", "docs/api.md"}, {"docs/api.md"}),
+        ("The code lives in `src/tiny/` and `lib/`.", {"src/tiny", "lib"}, {"lib"}),  # folders written as code
+        ("Use ./src/tiny/cli.py or ./bin/tiny.sh, or ~/config.yaml.",
+         {"src/tiny/cli.py", "bin/tiny.sh", "~/config.yaml"}, {"bin/tiny.sh", "~/config.yaml"}),
+        ("Config goes in `config/settings` and/or `src`.", {"config/settings"}, {"config/settings"}),
+        ("Built on Node.js; edit `App.js`.", {"App.js"}, {"App.js"}),  # a product in prose is no file; code is
+        ("CI runs `.github/workflows/ci.yml` and `.github/workflows/release.yml`.",  # a leading dot is a dotfolder
+         {".github/workflows/ci.yml", ".github/workflows/release.yml"}, {".github/workflows/release.yml"}),
+        ("`./src/tiny/` then src/tiny/cli.py, src/tiny/cli.py and README.md.",
+         {"src/tiny", "src/tiny/cli.py", "README.md"}, set()),
+        ("Run `tiny --help`.", set(), set()),
+        ("Fast.<br/>Small.<br />\n<img src=\"logo.png\"/>", set(), set()),  # markup is not a path
+        ("Read and/or write input/output, e.g. with Node.js from https://example.com/a/b.py.", set(), set()),
+    ],
+)
+def test_file_mentions_and_unknown_paths(text, mentions, unknown):
+    assert file_mentions(text) == mentions
+    assert unknown_paths(text, known_paths(TREE)) == unknown
+
+
+def test_known_paths_are_every_contiguous_run_of_components():
+    assert known_paths(["a/b/c.py"]) == {"a", "b", "c.py", "a/b", "b/c.py", "a/b/c.py"}
+
+
+@pytest.mark.parametrize("readme", [
+    # an indented block that opens with a fence: markdown reads it all as content, the last line included
+    "## Usage\n\nSet it up:\n\n    ```python\n      python setup.py run /etc/default/app.conf\n",
+    # a fence never closed runs to the end: its last line is content, not a closing fence
+    "## Usage\n\n```\nmoxi run\ncat docs/missing.md\n",
+])
+def test_the_last_line_of_an_indented_or_unclosed_block_is_grounded_too(readme):
+    evidence = Evidence.of(RepoFacts(name="app", commands=["moxi run"]), ["README.md", "setup.py", "src/app.py"], [])
+    text, report = ground_readme(readme, evidence)
+    assert "etc/default" not in text and "docs/missing.md" not in text
+    assert len(report.removed) == 1 and ("etc/default" in report.removed[0] or "docs/missing.md" in report.removed[0])
