@@ -1,6 +1,6 @@
 import dagster as dg
 
-from moxi_pipeline.defs import data_assets, model_assets
+from moxi_pipeline.defs import collect, dataset, evaluation, training
 from moxi_pipeline.defs.checks import RAW_READMES_CHECKS
 from moxi_pipeline.defs.executors import run_executor
 from moxi_pipeline.defs.jobs import (
@@ -19,8 +19,8 @@ from moxi_pipeline.settings import load_settings
 
 settings = load_settings()
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data_assets, model_assets]),
-    asset_checks=[model_assets.adapter_beats_base_and_template, *RAW_READMES_CHECKS],
+    assets=dg.load_assets_from_modules([collect, dataset, training, evaluation]),
+    asset_checks=[evaluation.adapter_beats_base_and_template, *RAW_READMES_CHECKS],
     jobs=[collect_job, pipeline_job, train_job, retrain_job],
     schedules=[recollect_schedule],
     sensors=[retrain_on_new_dataset, alert_on_run_failure],

@@ -5,7 +5,7 @@ from collections import Counter
 import dagster as dg
 
 from moxi_pipeline.collect.urls import repo_key
-from moxi_pipeline.defs.data_assets import SETTINGS, raw_readmes
+from moxi_pipeline.defs.collect import SETTINGS, raw_readmes
 from moxi_pipeline.records import RepoRecord
 
 

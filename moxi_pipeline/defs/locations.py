@@ -10,7 +10,7 @@
 
 import dagster as dg
 
-from moxi_pipeline.defs import data_assets, model_assets
+from moxi_pipeline.defs import collect, dataset, evaluation, training
 from moxi_pipeline.defs.checks import RAW_READMES_CHECKS
 from moxi_pipeline.defs.executors import run_executor
 from moxi_pipeline.defs.jobs import collect_job, recollect_schedule
@@ -26,7 +26,7 @@ settings = load_settings()
 resources = pipeline_resources(settings)
 
 data_defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data_assets]),
+    assets=dg.load_assets_from_modules([collect, dataset]),
     asset_checks=RAW_READMES_CHECKS,
     jobs=[collect_job],
     schedules=[recollect_schedule],
@@ -35,9 +35,9 @@ data_defs = dg.Definitions(
     resources=resources,
 )
 model_defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules([model_assets]),
+    assets=[*dg.load_assets_from_modules([training, evaluation]),
             dg.AssetSpec("raw_readmes", group_name="data"), dg.AssetSpec("sft_dataset", group_name="data")],
-    asset_checks=[model_assets.adapter_beats_base_and_template],
+    asset_checks=[evaluation.adapter_beats_base_and_template],
     jobs=[retrain_job],
     sensors=[retrain_on_new_dataset, alert_on_run_failure],
     executor=run_executor(settings.executor),

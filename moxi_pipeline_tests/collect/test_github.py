@@ -265,14 +265,14 @@ def test_collect_source_setting_takes_several_sources_each_with_an_optional_path
 # --- the raw_readmes asset: threshold, metadata, the token ---------------------------------------------------
 
 def _materialize(tmp_path, fake, monkeypatch, **config):
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import collect as collect_defs
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
 
-    monkeypatch.setattr(data_assets, "SETTINGS", load_settings({"GITHUB_TOKEN": TOKEN, "MOXI_GITHUB_TIMEOUT_S": "0.5",
+    monkeypatch.setattr(collect_defs, "SETTINGS", load_settings({"GITHUB_TOKEN": TOKEN, "MOXI_GITHUB_TIMEOUT_S": "0.5",
                                                                 "MOXI_GITHUB_MAX_RETRIES": "1"}))
     run_config = {"source": "github", "awesome_lists": str(tmp_path / "list.md"), "github_api_url": fake.url,
                   "state_dir": str(tmp_path / "data"), **config}
-    return dg.materialize([data_assets.raw_readmes], resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
+    return dg.materialize([collect_defs.raw_readmes], resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
                           run_config={"ops": {"raw_readmes": {"config": run_config}}}, raise_on_error=False)
 
 
@@ -359,18 +359,19 @@ def test_moxi_generate_writes_a_readme_for_a_github_repository_without_one(tmp_p
 # --- asset checks on raw_readmes -----------------------------------------------------------------------------
 
 def test_raw_readmes_checks_pass_after_a_github_run_and_flag_bad_records(tmp_path, monkeypatch):
-    from moxi_pipeline.defs import checks, data_assets
+    from moxi_pipeline.defs import checks
+    from moxi_pipeline.defs import collect as collect_defs
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.records import RepoRecord
 
     repos = _repos(3)
     (tmp_path / "list.md").write_text(" ".join(f"[x](https://github.com/{name})" for name in [*repos, "gone/one"]))
-    monkeypatch.setattr(data_assets, "SETTINGS", load_settings({"GITHUB_TOKEN": TOKEN}))
+    monkeypatch.setattr(collect_defs, "SETTINGS", load_settings({"GITHUB_TOKEN": TOKEN}))
     monkeypatch.setattr(checks, "SETTINGS", load_settings({"MOXI_GITHUB_MAX_FAILED_SHARE": "0.2"}))
     config = {"source": "github", "awesome_lists": str(tmp_path / "list.md"), "state_dir": str(tmp_path / "data"),
               "max_failed_share": 0.5}
     with FakeGitHub(repos) as fake:
-        result = dg.materialize([data_assets.raw_readmes, *checks.RAW_READMES_CHECKS],
+        result = dg.materialize([collect_defs.raw_readmes, *checks.RAW_READMES_CHECKS],
                                 resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
                                 run_config={"ops": {"raw_readmes": {"config": {**config, "github_api_url": fake.url}}}})
     verdicts = {e.check_name: (e.passed, e.metadata.get("failed_share")) for e in result.get_asset_check_evaluations()}

@@ -103,7 +103,7 @@ def test_public_dataset_bad_row_names_the_row(tmp_path):
     ({"MOXI_HF_DATASET_REPO": "me/moxi-sft"}, False),
 ])
 def test_push_to_hub_only_with_token_and_repo(tmp_path, monkeypatch, env, pushed):
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import dataset as dataset_defs
     from moxi_pipeline.defs.resources import OpenAIClient
     from moxi_pipeline.settings import load_settings
     from moxi_pipeline_tests.dataset.test_instructions_openai import (
@@ -112,8 +112,8 @@ def test_push_to_hub_only_with_token_and_repo(tmp_path, monkeypatch, env, pushed
     )
 
     calls = []
-    monkeypatch.setattr(data_assets, "SETTINGS", load_settings(env))
-    monkeypatch.setattr(data_assets, "push_dataset", lambda *args: calls.append(args))
+    monkeypatch.setattr(dataset_defs, "SETTINGS", load_settings(env))
+    monkeypatch.setattr(dataset_defs, "push_dataset", lambda *args: calls.append(args))
     result = _materialize(tmp_path, OpenAIClient(api_key=""), instructions="template")
     assert result.success
     hf_path = str(tmp_path / "data" / "sft" / "hf")

@@ -296,14 +296,15 @@ def _write_corpus(path: Path, n_repos: int = 4) -> Path:
 def _materialize(tmp_path, openai_resource, instructions: str = "openai"):
     import dagster as dg
 
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import collect as collect_defs
+    from moxi_pipeline.defs import dataset as dataset_defs
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.defs.resources import ArtifactsResource
 
     data_dir = str(tmp_path / "data")
     corpus = _write_corpus(tmp_path / "corpus.jsonl")
     return dg.materialize(
-        [data_assets.raw_readmes, data_assets.readme_chunks, data_assets.sft_dataset],
+        [collect_defs.raw_readmes, dataset_defs.readme_chunks, dataset_defs.sft_dataset],
         resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": ArtifactsResource(data_dir=data_dir),
                    "openai": openai_resource},
         run_config={"ops": {"raw_readmes": {"config": {"source": "jsonl", "path": str(corpus)}},

@@ -86,7 +86,7 @@ def _write_corpus(path: Path, n_repos: int = 6) -> Path:
 
 
 def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
-    from moxi_pipeline.defs import data_assets, model_assets
+    from moxi_pipeline.defs import collect, dataset, evaluation, training
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
@@ -100,7 +100,7 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
         "eval_report": {"config": {"max_repos": 2, "device": "cpu"}},
     }}
     result = dg.materialize(
-        [*dg.load_assets_from_modules([data_assets, model_assets]), model_assets.adapter_beats_base_and_template],
+        [*dg.load_assets_from_modules([collect, dataset, training, evaluation]), evaluation.adapter_beats_base_and_template],
         resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": ArtifactsResource(data_dir=data_dir),
                    "openai": OpenAIClient(api_key="")},
         run_config=run_config,
@@ -131,11 +131,11 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
     ],
 )
 def test_bad_collect_config_names_the_field(tmp_path, op, config, fragment):
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import collect as collect_defs
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
 
     result = dg.materialize(
-        [data_assets.raw_readmes],
+        [collect_defs.raw_readmes],
         resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path))},
         run_config={"ops": {op: {"config": config}}},
         raise_on_error=False,
@@ -153,7 +153,7 @@ def _sample(split: str, content: str = "## Usage\n\nRun it.") -> SftSample:
 
 
 def test_lora_r_zero_fails_the_asset_naming_the_field(tmp_path):
-    from moxi_pipeline.defs.model_assets import LoraAdapterConfig, lora_adapter
+    from moxi_pipeline.defs.training import LoraAdapterConfig, lora_adapter
     from moxi_pipeline.defs.resources import ArtifactsResource
 
     with pytest.raises(ValueError, match=r"lora_r.*0"):
@@ -166,7 +166,7 @@ def test_lora_r_zero_fails_the_asset_naming_the_field(tmp_path):
 
 
 def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
-    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs.dataset import SftDatasetConfig, sft_dataset
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
     record = RepoRecord(repo_url="u/a", owner="o", repo="a", readme="# a\n\nhi", file_tree=("a.py",), source="local")
@@ -183,11 +183,11 @@ def test_dataset_empty_after_filtering_fails_the_asset(tmp_path):
 
 
 def _materialize_raw_readmes(tmp_path, config: dict):
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import collect as collect_defs
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
 
     return dg.materialize(
-        [data_assets.raw_readmes], resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
+        [collect_defs.raw_readmes], resources={"io_manager": LocalRecordIOManager(data_dir=str(tmp_path / "data"))},
         run_config={"ops": {"raw_readmes": {"config": config}}}, raise_on_error=False,
     )
 
@@ -247,8 +247,8 @@ def test_raw_readmes_fails_past_max_skipped_share(tmp_path):
 
 @pytest.mark.parametrize(("n_skipped", "fails"), [(1, False), (3, True)])
 def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, monkeypatch, n_skipped, fails):
-    from moxi_pipeline.defs import data_assets
-    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs import dataset as dataset_defs
+    from moxi_pipeline.defs.dataset import SftDatasetConfig, sft_dataset
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
     def build(records, chunks, config, progress):
@@ -257,7 +257,7 @@ def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, mon
         progress(f"2 samples; {n_skipped} too short")
         return [_sample("train", "## Usage\n\nRun it with care, it renames files."), _sample("test")]
 
-    monkeypatch.setattr(data_assets, "build_sft_dataset", build)
+    monkeypatch.setattr(dataset_defs, "build_sft_dataset", build)
     context = dg.build_asset_context()
     run = lambda: sft_dataset(context=context, config=SftDatasetConfig(), artifacts=ArtifactsResource(data_dir=str(tmp_path)),
                               openai=OpenAIClient(api_key=""),
@@ -288,7 +288,7 @@ def test_sft_dataset_reports_the_skips_build_sft_dataset_announces(tmp_path, mon
     ],
 )
 def test_adapter_check_needs_both_baselines_beaten_and_few_invented_paths(tuned, base, floor, path_rate, passed):
-    from moxi_pipeline.defs.model_assets import adapter_beats_base_and_template
+    from moxi_pipeline.defs.evaluation import adapter_beats_base_and_template
 
     metadata = {"fine_tuned_rougeL": tuned, "base_rougeL": base, "template_rougeL": floor,
                 "fine_tuned_hallucinated_path_rate": path_rate}

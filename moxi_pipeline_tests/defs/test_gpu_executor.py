@@ -19,7 +19,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "gpu"
 
 
 def test_lora_adapter_runs_in_the_gpu_pool_with_gpu_op_tags():
-    from moxi_pipeline.defs.model_assets import lora_adapter
+    from moxi_pipeline.defs.training import lora_adapter
 
     assert lora_adapter.op.pool == "gpu"
     assert json.loads(lora_adapter.op.tags["dagster-k8s/config"])["container_config"]["resources"]["limits"] == {
@@ -130,13 +130,13 @@ def _write_inputs(data_dir: Path, tiny_model_dir) -> None:
 
 
 def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_path, tiny_model_dir, monkeypatch):
-    from moxi_pipeline.defs import data_assets, model_assets
+    from moxi_pipeline.defs import collect, dataset, evaluation, training
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
     data_dir = tmp_path / "data"
     _write_inputs(data_dir, tiny_model_dir)
-    real_train = model_assets.train_adapter
+    real_train = training.train_adapter
     calls: list[int] = []
 
     def train_killed_first(*args, progress=None, **kwargs):
@@ -147,7 +147,7 @@ def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_
                     raise Killed("the GPU node went away")
         return real_train(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(model_assets, "train_adapter", train_killed_first)
+    monkeypatch.setattr(training, "train_adapter", train_killed_first)
     for name, value in FAKE_KEYS.items():
         monkeypatch.setenv(name, value)
     # any profile field can be overridden in run config: a checkpoint every 2 steps, a step per sample
@@ -163,14 +163,14 @@ def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_
                      "artifacts": ArtifactsResource(data_dir=str(data_dir), s3_bucket="moxi-runs", aws_endpoint_url=endpoint),
                      "openai": OpenAIClient(api_key="")}
         # only lora_adapter runs; base_model and sft_dataset load from the records written above
-        assets = dg.load_assets_from_modules([data_assets, model_assets])
-        first = dg.materialize(assets, selection=[model_assets.lora_adapter], resources=resources,
+        assets = dg.load_assets_from_modules([collect, dataset, training, evaluation])
+        first = dg.materialize(assets, selection=[training.lora_adapter], resources=resources,
                                run_config=run_config, instance=instance, raise_on_error=False)
         assert not first.success
         adapters = data_dir / "models" / "lora_adapter"
         [checkpoints] = adapters.glob(".*.checkpoints")
         assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-2"]
-        second = dg.materialize(assets, selection=[model_assets.lora_adapter], resources=resources,
+        second = dg.materialize(assets, selection=[training.lora_adapter], resources=resources,
                                 run_config=run_config, instance=instance,
                                 tags={"dagster/root_run_id": first.run_id, "dagster/parent_run_id": first.run_id})
         assert second.success

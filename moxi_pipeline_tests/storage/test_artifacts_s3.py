@@ -186,13 +186,13 @@ def test_bad_s3_uris_are_refused(uri):
 def test_s3_sft_dataset_is_published_with_its_uri_in_metadata(s3_endpoint, tmp_path, monkeypatch):
     import dagster as dg
 
-    from moxi_pipeline.defs import data_assets
-    from moxi_pipeline.defs.data_assets import SftDatasetConfig, sft_dataset
+    from moxi_pipeline.defs import dataset as dataset_defs
+    from moxi_pipeline.defs.dataset import SftDatasetConfig, sft_dataset
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
     from moxi_pipeline_tests.defs.test_definitions import _sample
 
     samples = [_sample("train", "## Usage\n\nRun it with care, it renames files."), _sample("test")]
-    monkeypatch.setattr(data_assets, "build_sft_dataset", lambda records, chunks, config, progress: samples)
+    monkeypatch.setattr(dataset_defs, "build_sft_dataset", lambda records, chunks, config, progress: samples)
     context = dg.build_asset_context()
     artifacts = ArtifactsResource(data_dir=str(tmp_path), s3_bucket=BUCKET, aws_endpoint_url=s3_endpoint)
     sft_dataset(context=context, config=SftDatasetConfig(), artifacts=artifacts, openai=OpenAIClient(api_key=""),

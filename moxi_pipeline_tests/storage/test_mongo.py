@@ -124,7 +124,8 @@ def test_mongo_io_manager_is_chosen_only_when_mongodb_uri_is_set(tmp_path):
 
 
 def test_mongo_io_manager_materializes_raw_readmes_and_chunks_and_a_rerun_duplicates_nothing(tmp_path, mongo_uri):
-    from moxi_pipeline.defs import data_assets
+    from moxi_pipeline.defs import collect as collect_defs
+    from moxi_pipeline.defs import dataset as dataset_defs
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({**_sample(i, f"# R{i}\n\n## Usage\n\n{'Run it. ' * 40}\n"),
@@ -133,7 +134,7 @@ def test_mongo_io_manager_materializes_raw_readmes_and_chunks_and_a_rerun_duplic
     db_name = f"moxi_test_{uuid.uuid4().hex[:12]}"
     io_manager = MongoRecordIOManager(data_dir=str(tmp_path / "data"), uri=mongo_uri, db_name=db_name)
     run_config = {"ops": {"raw_readmes": {"config": {"source": "jsonl", "path": str(corpus)}}}}
-    runs = [dg.materialize([data_assets.raw_readmes, data_assets.readme_chunks], resources={"io_manager": io_manager},
+    runs = [dg.materialize([collect_defs.raw_readmes, dataset_defs.readme_chunks], resources={"io_manager": io_manager},
                            run_config=run_config) for _ in range(2)]
     with MongoStore(mongo_uri, db_name) as store:
         samples = list(store.iter_records("readme_samples", with_stamp=True))
