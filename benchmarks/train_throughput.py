@@ -9,7 +9,7 @@ samples in the same order, each cut to the same max_length by `training.tokenize
   (a) TRL's defaults: fp32 weights, batches of 4 padded to the longest, no packing, logits for every position
       (activation checkpointing, which TRL turns on by default, is off on both sides: the ratio measures
       batching, dtype and logits alone);
-  (b) Moxi's tuned CPU configuration, built by `train.sft_config` / `train_backends.import_backend` exactly as
+  (b) Moxi's tuned CPU configuration, built by `training.train.sft_config` / `training.backends.import_backend` exactly as
       `train_adapter` builds it: bf16 weights, the same 4 samples a step fed one at a time (gradient
       accumulation: no pad tokens, and no cross-sample attention mask, which a padding-free row of 4 would
       need and which costs more than the padding on a CPU), and `completion_logits_only`: with the loss on the completion, the 49k-way
