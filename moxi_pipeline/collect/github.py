@@ -5,7 +5,8 @@
 
 What it does for every call:
 - Auth: `Authorization: Bearer <token>` when a token is given, and only to the API's own host (a raw
-  awesome-list URL elsewhere gets no token). Without one, calls run at GitHub's low unauthenticated rate.
+  awesome-list URL elsewhere gets no token), and only over HTTPS unless that host is loopback
+  (`settings.may_send_secret`). Without one, calls run at GitHub's low unauthenticated rate.
   The token is never part of a URL, an error message or a log line.
 - Rate limits (GitHub's documented rules):
   - `Retry-After` on a 429 or 403: wait that many seconds, then retry;
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 import requests
 
 from moxi_pipeline.collect.local_repos import MAX_README_BYTES
+from moxi_pipeline.settings import may_send_secret
 
 RETRY_STATUSES = {500, 502, 503, 504}
 SECONDARY_WAIT_S = 60.0  # GitHub: "wait at least one minute" when a secondary limit gives no header
@@ -91,7 +93,7 @@ class GitHubClient:
 
     def _headers(self, url: str, accept: str, etag: str | None) -> dict:
         headers = {"Accept": accept, "User-Agent": USER_AGENT, "X-GitHub-Api-Version": "2022-11-28"}
-        if self._token and urlsplit(url).netloc == urlsplit(self.api_url).netloc:
+        if self._token and may_send_secret(url, self.api_url):
             headers["Authorization"] = f"Bearer {self._token}"
         if etag:
             headers["If-None-Match"] = etag

@@ -30,6 +30,7 @@ from moxi_pipeline.collect.project_type import detect_project_type
 from moxi_pipeline.collect.result import Skipped, describe_validation_error
 from moxi_pipeline.collect.urls import normalize_repo_url, owner_and_name
 from moxi_pipeline.records import RepoRecord
+from moxi_pipeline.storage.jsonl import json_lines
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -46,9 +47,7 @@ def read_items(path: Path) -> list[tuple[str, object]]:
             raise ValueError(f"path {str(path)!r} holds {type(items).__name__}, expected a list of records")
         return [(f"index {index}", item) for index, item in enumerate(items)]
     labelled: list[tuple[str, object]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in json_lines(text):
         try:
             labelled.append((f"line {number}", json.loads(line)))
         except json.JSONDecodeError as error:

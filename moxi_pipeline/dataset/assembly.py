@@ -20,6 +20,7 @@ from pathlib import Path
 
 from moxi_pipeline.readme.prompts import build_messages
 from moxi_pipeline.records import SPLITS, SampleInput, SftSample
+from moxi_pipeline.storage.jsonl import read_json_lines, read_text
 
 CHAT_JSONL = {"train": "train_messages.jsonl", "test": "test_messages.jsonl"}
 LENGTHS_PNG = "lengths.png"
@@ -71,11 +72,17 @@ def dedupe_samples(samples: list[SftSample], threshold: float = 0.8) -> tuple[li
 def _public_rows(source: str) -> list[dict]:
     path = Path(source).expanduser()
     if path.is_file() and path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_json_lines(path)  # "\n" only; a bad line names the file and the line
     if path.is_file():
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            rows = json.loads(read_text(path))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"public_dataset {source}: not JSON ({error})") from None
         if not isinstance(rows, list):
             raise ValueError(f"public_dataset {source}: expected a JSON list of rows")
+        if bad := [index for index, row in enumerate(rows) if not isinstance(row, dict)]:
+            raise ValueError(f"public_dataset {source}: row {bad[0]} is {type(rows[bad[0]]).__name__}, expected an "
+                             "object with instruction, input and output")
         return rows
     import datasets
 

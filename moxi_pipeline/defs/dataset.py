@@ -22,6 +22,7 @@ from moxi_pipeline.dataset.samples import (
     build_sft_dataset,
     write_sft_dataset,
 )
+from moxi_pipeline.defs.collect import NETWORK_RETRY, not_retried
 from moxi_pipeline.defs.metadata import (
     counts_table,
     fail_past_skip_share,
@@ -69,7 +70,7 @@ class SftDatasetConfig(dg.Config):
     public_dataset_size: int = Field(default=1000, ge=1, description="at most this many public rows")
 
 
-@dg.asset(group_name="data", kinds={"huggingface"})
+@dg.asset(group_name="data", kinds={"huggingface"}, retry_policy=NETWORK_RETRY)
 def sft_dataset(
     context: dg.AssetExecutionContext,
     config: SftDatasetConfig,
@@ -81,7 +82,8 @@ def sft_dataset(
     """Instruction, input, content samples, split by repository, deduplicated, written as a HF dataset,
     Alpaca JSON and chat JSONL with a dataset card; instructions from the template or an OpenAI-compatible model."""
     if config.instructions not in ("template", "openai"):
-        raise ValueError(f"sft_dataset config instructions={config.instructions!r}: choose template or openai")
+        raise dg.Failure(description=f"sft_dataset config instructions={config.instructions!r}: choose template or openai",
+                         allow_retries=False)
     dataset_config = DatasetConfig(
         test_fraction=config.test_fraction, seed=config.seed, max_section_chars=config.max_section_chars
     )
@@ -95,7 +97,8 @@ def sft_dataset(
     if config.instructions == "openai":
         samples, failed, usage = _openai_instructions(context, openai, samples, artifacts)
         skipped += failed
-    fail_past_skip_share("sft_dataset", skipped, len(samples), config.max_skipped_share)
+    with not_retried():  # a re-run of the openai backend resumes, but would skip the same items
+        fail_past_skip_share("sft_dataset", skipped, len(samples), config.max_skipped_share)
     public = load_public_samples(config.public_dataset, config.public_dataset_size) if config.public_dataset else []
     provenance = {
         "generator": f"openai:{SETTINGS.openai_model}" if config.instructions == "openai" else "template",

@@ -7,10 +7,11 @@ import dagster as dg
 from dagster_openai import OpenAIResource
 from openai import OpenAI
 
-from moxi_pipeline.settings import load_settings
+from moxi_pipeline.settings import load_settings, may_send_secret
 from moxi_pipeline.storage.artifacts import ArtifactStore, artifact_store
 
 _SETTINGS = load_settings()
+OPENAI_API_URL = "https://api.openai.com/v1"  # the openai client's own default base URL
 
 
 class ArtifactsResource(dg.ConfigurableResource):
@@ -47,6 +48,11 @@ class OpenAIClient(OpenAIResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.api_key:
+            trusted = load_settings().openai_base_url or OPENAI_API_URL  # the operator's, from the environment
+            if not may_send_secret(self.base_url or OPENAI_API_URL, trusted):
+                raise dg.Failure(description=f"openai resource: base_url={self.base_url!r} is not OPENAI_BASE_URL from the "
+                                             "environment (or is plain HTTP to a host that is not loopback); "
+                                             "OPENAI_API_KEY is sent only there")
             self._client = OpenAI(api_key=self.api_key, organization=self.organization, project=self.project,
                                   base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries)
 

@@ -11,7 +11,10 @@ LORA_ADAPTER = dg.AssetKey("lora_adapter")
 retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.assets(LORA_ADAPTER).downstream(),
-    description="Train a new adapter on the current SFT dataset, then evaluate and compare it.",
+    # everything below lora_adapter: preference pairs and DPO, the 4-system evaluation, and the export of the
+    # adapter that scored best, so a retrain ends with a model anyone can run
+    description="Train a new SFT adapter on the current SFT dataset, continue it with DPO, evaluate both, "
+                "compare runs and export the better one (merged safetensors, GGUF).",
 )
 
 

@@ -82,6 +82,7 @@ def lora_adapter(
     uri = artifacts.publish(result.adapter_dir, f"models/lora_adapter/{run_id}")
     context.add_output_metadata({
         "steps": result.steps, "duration_s": round(result.duration_s, 1), "tokens_per_s": round(result.tokens_per_s, 1),
+        "steps_planned": result.steps_planned, "stopped_by_budget": result.stopped_by_budget,
         "train_tokens": result.train_tokens, "final_loss": result.losses[-1][1] if result.losses else float("nan"),
         "eval_loss": result.eval_loss if result.eval_loss is not None else float("nan"),
         "resumed_from_step": result.resumed_from_step, "peak_memory_mb": result.peak_memory_mb,

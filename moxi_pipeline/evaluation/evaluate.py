@@ -3,7 +3,8 @@
 Systems, all writing through the same outline, facts and grounding pass (`compose.write_readmes`):
 - `template`: the deterministic floor, facts only, no model;
 - `base`: the base model zero-shot;
-- `fine_tuned`: the base model with the LoRA adapter, merged into the weights for speed.
+- `fine_tuned`: the base model with the (SFT) LoRA adapter, merged into the weights for speed;
+- `dpo`: the base model with the DPO adapter (the SFT adapter continued on preference pairs), when one is given.
 
 Per repository and system, `metrics.score_readme`; per system, the mean with a 95% confidence
 interval (Student's t over repositories), pooled trust rates, and the eval loss and perplexity of each
@@ -15,21 +16,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from moxi_pipeline.evaluation.metrics import REFERENCE_CHARS, score_readme
-from moxi_pipeline.models.writer import WriterSpec, load_writer
+from moxi_pipeline.models.writer import WriterSpec, load_writer, load_writer_tokenizer
 from moxi_pipeline.readme.compose import write_readmes
 from moxi_pipeline.readme.decoding import DecodingConfig, Progress
 from moxi_pipeline.readme.grounding import Evidence
 from moxi_pipeline.records import RepoRecord, SftSample
 
-SYSTEMS = ("template", "base", "fine_tuned")
-MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rouge2_full", "coverage", "length_ratio")
-# two-sided 95% Student's t quantiles by degrees of freedom; 1.96 beyond the table
-_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
-        15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}
+SYSTEMS = ("template", "base", "fine_tuned", "dpo")
+MEAN_METRICS = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rouge2_full", "coverage", "length_ratio",
+                "lint_findings", "broken_anchors", "supported_prose")
+COUNT_METRICS = ("length_ratio", "lint_findings", "broken_anchors")  # no upper bound of 1
 
 __all__ = ["EvalConfig", "EvalReport", "REFERENCE_CHARS", "SYSTEMS", "evaluate", "mean_ci", "paired_differences", "round_robin"]
 
@@ -67,6 +68,7 @@ class EvalReport(BaseModel):
     paired: dict[str, dict] = {}  # "fine_tuned - base" -> ROUGE-L difference per repository: mean, ci, wins, n
     base_model_dir: str
     adapter_dir: str | None
+    dpo_adapter_dir: str | None = None
     config: dict
     run: dict = {}  # what was evaluated: records file, profile, dataset hash (filled by the caller)
 
@@ -75,7 +77,7 @@ class EvalReport(BaseModel):
 
 
 def mean_ci(values) -> tuple[float | None, list[float] | None]:
-    """Mean and 95% confidence interval (Student's t) of the non-None values."""
+    """Mean and 95% confidence interval (Student's t, the exact quantile from scipy) of the non-None values."""
     values = [float(v) for v in values if v is not None]
     if not values:
         return None, None
@@ -83,8 +85,9 @@ def mean_ci(values) -> tuple[float | None, list[float] | None]:
     if len(values) < 2:
         return mean, [mean, mean]
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    dof = len(values) - 1
-    t = next((q for d, q in sorted(_T95.items()) if d >= dof), 1.96)
+    from scipy.stats import t as student_t  # imported here: `moxi` starts without scipy
+
+    t = float(student_t.ppf(0.975, len(values) - 1))  # two-sided 95%: 11 degrees of freedom -> 2.201
     half = t * sd / math.sqrt(len(values))
     return mean, [mean - half, mean + half]
 
@@ -97,7 +100,7 @@ def paired_differences(rows: list[dict], metric: str = "rougeL") -> dict[str, di
     for row in rows:
         if row.get(metric) is not None:
             scores.setdefault(row["system"], {})[row["repo_url"]] = row[metric]
-    ranked = [name for name in reversed(SYSTEMS) if name in scores]  # fine_tuned, base, template
+    ranked = [name for name in reversed(SYSTEMS) if name in scores]  # dpo, fine_tuned, base, template
     paired = {}
     for i, upper in enumerate(ranked):
         for lower in ranked[i + 1 :]:
@@ -154,7 +157,7 @@ def aggregate(rows: list[dict], eval_loss: float | None, seconds: float, new_tok
     summary: dict = {}
     for name in MEAN_METRICS:
         mean, ci = mean_ci(row[name] for row in rows)
-        top = float("inf") if name == "length_ratio" else 1.0  # a score or share cannot leave [0, 1]
+        top = float("inf") if name in COUNT_METRICS else 1.0  # a score or share cannot leave [0, 1]
         summary[name], summary[f"{name}_ci"] = mean, ci and [max(0.0, ci[0]), min(top, ci[1])]
     paths, urls = sum(r["paths"] for r in rows), sum(r["urls"] for r in rows)
     summary["hallucinated_path_rate"] = sum(r["unknown_paths"] for r in rows) / paths if paths else 0.0
@@ -191,31 +194,37 @@ def _score_system(name, model, tokenizer, records, config, loss_samples, progres
 
 def evaluate(
     writer: WriterSpec, records: list[RepoRecord], samples: list[SftSample], config: EvalConfig,
-    progress: Progress | None = None,
+    progress: Progress | None = None, dpo_adapter_dir: Path | None = None,
 ) -> EvalReport:
-    """Score the template floor and base model (with `config.baseline`) and the fine-tuned model
-    (when `writer` has an adapter) on `records`; `samples` are their section samples, for eval loss."""
-    from moxi_pipeline.models.base import load_tokenizer
-
+    """Score the template floor and base model (with `config.baseline`), the fine-tuned model (when `writer`
+    has an adapter) and the DPO model (when `dpo_adapter_dir` is given, on the same base) on `records`;
+    `samples` are their section samples, for eval loss."""
     base_model_dir, adapter_dir = writer.base_dir, writer.adapter_dir
+    base_writer = WriterSpec(base_model_dir, gguf_file=writer.gguf_file)  # `--model f.gguf` is its own base
 
     if not records:
         raise ValueError("records is empty: there are no repositories to evaluate on")
     records = sorted(records, key=lambda r: r.repo_url)[: config.max_repos]
     urls = {r.repo_url for r in records}
     loss_samples = round_robin([s for s in samples if s.repo_url in urls], config.max_loss_samples)
-    names = [n for n in SYSTEMS if (n != "fine_tuned" or adapter_dir) and (n == "fine_tuned" or config.baseline or not adapter_dir)]
-    tokenizer = load_tokenizer(base_model_dir)
+    tuned = {"fine_tuned": adapter_dir, "dpo": dpo_adapter_dir}
+    if dpo_adapter_dir and not adapter_dir:
+        raise ValueError("a DPO adapter is compared with the SFT adapter it continues: give the SFT adapter too")
+    names = [n for n in SYSTEMS if tuned.get(n, True) and (n in tuned or config.baseline or not adapter_dir)]
+    tokenizer = load_writer_tokenizer(base_writer)
     rows, systems = [], {}
     for name in names:
         model = None
         if name == "base":
-            model, _ = load_writer(WriterSpec(base_model_dir), config.device)
+            model, _ = load_writer(base_writer, config.device)
         elif name == "fine_tuned":
             model, _ = load_writer(writer, config.device)
+        elif name == "dpo":
+            model, _ = load_writer(WriterSpec(base_model_dir, Path(dpo_adapter_dir)), config.device)
         system_rows, systems[name] = _score_system(name, model, tokenizer, records, config, loss_samples, progress)
         rows += system_rows
     return EvalReport(n_repos=len(records), systems=systems, rows=rows, paired=paired_differences(rows),
                       base_model_dir=str(base_model_dir),
                       adapter_dir=str(adapter_dir) if adapter_dir else None,
+                      dpo_adapter_dir=str(dpo_adapter_dir) if dpo_adapter_dir else None,
                       config={**asdict(config), "n_loss_samples": len(loss_samples)})

@@ -7,7 +7,9 @@
 - length ratio: output characters over the real README's (first REFERENCE_CHARS);
 - trust: file paths mentioned that are not in the tree, URLs found nowhere in the repository,
   whether the install command matches the manifest, whether the title is the project's name,
-  and degenerate output (a line repeated three times, a run of symbols).
+  and degenerate output (a line repeated three times, a run of symbols);
+- what a reader sees: Markdown lint findings (`LINT_RULES` of pymarkdownlnt, unclosed fences, in-page
+  links to no heading), and the share of model-written sentences the repository's own text supports.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import re
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.grounding import Evidence, file_mentions
+from moxi_pipeline.readme.grounding import Evidence, broken_anchors, file_mentions
+from moxi_pipeline.readme.outline import plan_outline
 from moxi_pipeline.readme.sections import section_kind
 from moxi_pipeline.records import RepoFacts
 
@@ -88,6 +91,114 @@ def degenerate(text: str) -> bool:
     return bool(_SYMBOL_RUN.search(table_rules))
 
 
+# pymarkdownlnt rules that change what a reader sees rendered: list numbering and indentation, heading structure,
+# code fences. Style-only rules (line length, trailing spaces, bare URLs, emphasis style...) are not counted.
+LINT_RULES = {
+    "MD001": "heading levels go up one at a time",
+    "MD005": "list items of one level share an indentation",
+    "MD007": "nested bullet lists are indented by 2",
+    "MD018": "a space after an ATX heading's #",  # `#Usage` renders as text, not a heading
+    "MD025": "one top-level heading",
+    "MD029": "ordered list numbers run 1, 2, 3",  # "1, 3" as in the issue
+    "MD030": "one space after a list marker",
+    "MD031": "blank lines around a fenced block",
+    "MD032": "blank lines around a list",
+    "MD042": "no empty links",
+}
+
+
+def unclosed_fences(text: str) -> int:
+    """Fenced code blocks that run to the end of the text: the rest of the README renders as code."""
+    lines = text.rstrip("\n").split("\n")
+    count = 0
+    for block in markdown.code_blocks(text):
+        end = min(block.end, len(lines))
+        closing = lines[end - 1].strip() if end - 1 > block.start else ""
+        if block.fenced and lines[block.start].lstrip()[:1] in "`~" and not closing.startswith(("```", "~~~")):
+            count += 1
+    return count
+
+
+def lint_findings(text: str) -> dict[str, int]:
+    """Findings by rule: each LINT_RULES rule, `unclosed-fence`, and `broken-anchor` (in-page link to no heading)."""
+    from pymarkdown.api import PyMarkdownApi
+
+    found = dict.fromkeys(LINT_RULES, 0)
+    if not text.strip():  # pymarkdownlnt refuses an empty string; an empty README breaks no rule
+        return {**found, "unclosed-fence": 0, "broken-anchor": 0}
+    scanned = PyMarkdownApi().scan_string(text if text.endswith("\n") else text + "\n")
+    for failure in scanned.scan_failures:
+        if failure.rule_id in found:
+            found[failure.rule_id] += 1
+    return {**found, "unclosed-fence": unclosed_fences(text), "broken-anchor": len(broken_anchors(text))}
+
+
+# English function words, and words every README uses of any project: they say nothing the repository must back
+STOP_WORDS = frozenset("""
+a about above after again against all also an and any are as at be because been before being below between both
+but by can could did do does doing down during each few for from further had has have having here how i if in into
+is it its itself just more most no nor not now of off on once only or other our out over own same she should so
+some such than that the their them then there these they this those through to too under until up very was we were
+what when where which while who whom why will with would you your yours use used using uses allows provides
+project package library tool simple easy new way make makes one two well like get gets see via etc
+""".split())
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]*[A-Za-z0-9+#]|[A-Za-z]")
+SUPPORTED_WORD_SHARE = 0.5  # a sentence is supported when at least half of its content words are in the repository
+
+
+def content_words(sentence: str, project_names: set[str]) -> list[str]:
+    words = [w.lower() for w in _WORD.findall(markdown_plain(sentence))]
+    return [w for w in words if len(w) > 2 and w not in STOP_WORDS and w not in project_names]
+
+
+def markdown_plain(text: str) -> str:
+    """Link targets, bare URLs (the URL metrics judge those) and inline code markers dropped: `[text](url)` -> text."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return markdown.BARE_URL.sub(" ", text).replace("`", " ")
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough for substring search: parses/parsing/parsed -> pars."""
+    for suffix in ("ing", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def model_sentences(prediction: str, facts: RepoFacts) -> list[str]:
+    """Prose sentences of the README outside headings, code and tables, minus those the facts rendered."""
+    rendered = " ".join(" ".join(plan.facts_text.split()) for plan in plan_outline(facts, with_features=True))
+    code_lines = {i for block in markdown.code_blocks(prediction) for i in range(block.start, block.end)}
+    sentences = []
+    for index, line in enumerate(prediction.split("\n")):
+        line = line.strip()
+        if index in code_lines or not line or line.startswith(("#", "|", ">", "<", "![")):
+            continue
+        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+        for sentence in re.split(r"(?<=[.!?])\s+", line):
+            if sentence.strip() and " ".join(sentence.split()) not in rendered:
+                sentences.append(sentence.strip())
+    return sentences
+
+
+def supported_prose_share(prediction: str, facts: RepoFacts, evidence: Evidence, repo: str) -> float | None:
+    """Share of the model-written sentences with at least SUPPORTED_WORD_SHARE of their content words (not stop
+    words, not the project's name) found in the repository's text: key files and file names (never its README).
+    None when the README has no model-written sentence with a content word."""
+    names = {part for name in (facts.name, repo.split("/")[-1], facts.package or "")
+             for part in re.split(r"[\s_.-]+", name.lower()) if part} | {
+        re.sub(r"[\s_.-]+", "", name.lower()) for name in (facts.name, repo.split("/")[-1])}
+    judged, supported = 0, 0
+    for sentence in model_sentences(prediction, facts):
+        words = content_words(sentence, names)
+        if not words:
+            continue
+        judged += 1
+        found = sum(_stem(word) in evidence.corpus for word in words)
+        supported += found >= SUPPORTED_WORD_SHARE * len(words)
+    return supported / judged if judged else None
+
+
 def score_readme(prediction: str, reference: str, facts: RepoFacts, evidence: Evidence, repo: str) -> dict:
     """Every per-README metric; rates come with their counts so a mean over repositories can be pooled."""
     mentions = file_mentions(prediction)
@@ -104,4 +215,7 @@ def score_readme(prediction: str, reference: str, facts: RepoFacts, evidence: Ev
         "install_ok": install_ok(prediction, facts, evidence),
         "title_ok": title_ok(prediction, facts, repo),
         "degenerate": degenerate(prediction),
+        "lint_findings": sum(lint_findings(prediction).values()),
+        "broken_anchors": len(broken_anchors(prediction)),
+        "supported_prose": supported_prose_share(prediction, facts, evidence, repo),
     }

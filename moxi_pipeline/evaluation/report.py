@@ -104,7 +104,9 @@ def render_report(report: EvalReport, plot_name: str) -> str:
                      f"{_fmt(row['install_ok'])} | {row['removed']} |")
     decoding = report.config["decoding"]
     lines += ["", "## How it was run", "",
-              f"- base model `{report.base_model_dir}`; adapter `{report.adapter_dir}`; run {json.dumps(report.run)}",
+              f"- base model `{report.base_model_dir}`; adapter `{report.adapter_dir}`"
+              + (f"; DPO adapter `{report.dpo_adapter_dir}`" if report.dpo_adapter_dir else "")
+              + f"; run {json.dumps(report.run)}",
               f"- decoding: greedy={decoding['temperature'] == 0}, batch {decoding['batch_size']}, "
               f"repetition_penalty={decoding['repetition_penalty']}, no_repeat_ngram_size={decoding['no_repeat_ngram_size']} "
               f"(both over the answer only), max_prompt_copy={decoding['max_prompt_copy']}",
@@ -113,6 +115,16 @@ def render_report(report: EvalReport, plot_name: str) -> str:
               "- coverage: share of the real README's installation/usage/license/contributing sections the output has",
               f"- eval loss: {report.config['n_loss_samples']} section samples, round-robin across repositories", ""]
     return "\n".join(lines)
+
+
+def eval_table(report_md: str) -> str:
+    """The systems table and the paired differences of a report.md, for a model card."""
+    lines = report_md.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| metric |")), None)
+    if start is None:
+        raise ValueError("report.md has no systems table (no line starting '| metric |')")
+    end = next((i for i, line in enumerate(lines) if line.startswith("![metrics]")), len(lines))
+    return "\n".join(lines[start:end]).strip() + "\n"
 
 
 def load_runs(run_dirs) -> list[dict]:
@@ -139,7 +151,8 @@ def compare_runs(run_dirs, out_dir) -> Path:
         for system, summary in run["systems"].items():
             label = f"{Path(run['dir']).name}/{system}"
             bars[label] = summary
-            adapter = Path(run["adapter_dir"]).name if run.get("adapter_dir") and system == "fine_tuned" else "—"
+            adapter_dir = run.get({"fine_tuned": "adapter_dir", "dpo": "dpo_adapter_dir"}.get(system, ""))
+            adapter = Path(adapter_dir).name if adapter_dir else "—"
             lines.append(f"| {Path(run['dir']).name} | {system} | {adapter} | {info.get('records', '—')} | "
                          f"{info.get('profile', '—')} | {run['n_repos']} | " +
                          " | ".join(_fmt(summary.get(c)) for c in columns) + " |")

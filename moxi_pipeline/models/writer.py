@@ -84,10 +84,12 @@ def base_model_for(adapter_dir: Path | None, models_dir: str | Path, fetched_roo
 
 @dataclass(frozen=True)
 class WriterSpec:
-    """What to write with, resolved to folders: the base model and, optionally, an adapter on top."""
+    """What to write with, resolved to folders: the base model and, optionally, an adapter on top; or a merged
+    model folder as `base_dir`; or a GGUF file, `base_dir / gguf_file` (transformers de-quantizes it)."""
 
     base_dir: Path
     adapter_dir: Path | None = None
+    gguf_file: str | None = None
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -98,16 +100,59 @@ class WriterSpec:
 
 
 def resolve_writer(adapter: str, adapters_dir: str | Path, models_dir: str | Path, cache_dir: str | Path,
-                   endpoint_url: str | None = None) -> WriterSpec:
+                   endpoint_url: str | None = None, model: str | None = None) -> WriterSpec:
     """`adapter` ('latest', a folder, s3://bucket/key fetched into `cache_dir`, or 'none' for the base model)
-    as folders: the adapter and the base model it sits on."""
+    as folders: the adapter and the base model it sits on; or `model` (a merged folder, a .gguf file) instead."""
+    if model is not None:
+        return resolve_model(model)
     adapter_dir = None if adapter == "none" else resolve_adapter(adapter, adapters_dir, cache_dir, endpoint_url)
     return WriterSpec(base_model_for(adapter_dir, models_dir, fetched_root=cache_dir), adapter_dir)
 
 
+def resolve_model(model: str) -> WriterSpec:
+    """`--model`: a merged model folder (config.json + weights) or a .gguf file, written with as it is."""
+    path = Path(model)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ValueError(f"model {model!r}: no GGUF file there")
+        return WriterSpec(path.parent, gguf_file=path.name)
+    if (path / ADAPTER_CONFIG).is_file():
+        raise ValueError(f"model {model!r} is a LoRA adapter, not a merged model: pass it as --adapter")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"model {model!r}: neither a .gguf file nor a model folder (no config.json in {path})")
+    return WriterSpec(path)
+
+
 def load_writer(spec: WriterSpec, device: str = "auto"):
     """(model, tokenizer) ready to write with: the base model, the adapter's LoRA merged in for speed."""
-    from moxi_pipeline.models.base import load_model, load_tokenizer
+    from moxi_pipeline.models.base import load_model
 
+    if spec.gguf_file is not None:
+        return _load_gguf(spec, device), load_writer_tokenizer(spec)
     model = load_model(spec.base_dir, device, spec.adapter_dir, merge=spec.adapter_dir is not None)
-    return model, load_tokenizer(spec.tokenizer_dir)
+    return model, load_writer_tokenizer(spec)
+
+
+def load_writer_tokenizer(spec: WriterSpec):
+    """The tokenizer that goes with `spec`: beside the adapter, in the model folder, or inside the GGUF file."""
+    from moxi_pipeline.models.base import load_tokenizer
+
+    if spec.gguf_file is None:
+        return load_tokenizer(spec.tokenizer_dir)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(spec.base_dir), gguf_file=spec.gguf_file)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_gguf(spec: WriterSpec, device: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from moxi_pipeline.models.base import resolve_device
+
+    # bf16, as load_model: the de-quantized weights run at the merged model's speed, not llama.cpp's
+    model = AutoModelForCausalLM.from_pretrained(str(spec.base_dir), gguf_file=spec.gguf_file, dtype=torch.bfloat16)
+    return model.to(resolve_device(device)).eval()

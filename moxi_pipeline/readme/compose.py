@@ -18,6 +18,7 @@ from moxi_pipeline.readme.decoding import DecodingConfig, clean_section, generat
 from moxi_pipeline.readme.facts import repo_facts
 from moxi_pipeline.readme.facts.manifests import parse_manifest
 from moxi_pipeline.readme.grounding import Evidence, GroundingReport, ground_readme
+from moxi_pipeline.readme.mbr import consensus_index
 from moxi_pipeline.readme.outline import about_opening, join_sections, plan_outline
 from moxi_pipeline.readme.prompts import (
     MODEL_SECTIONS,
@@ -56,13 +57,13 @@ def section_messages(section: str, repo, facts: RepoFacts) -> list[dict]:
     return build_messages(section_instruction(section, facts.name), section_input(section, repo, facts), facts.name)
 
 
-def _prompt_ids(tokenizer, messages: list[dict], prefix: str) -> list[int]:
+def section_prompt_ids(tokenizer, messages: list[dict], prefix: str) -> list[int]:
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False).input_ids + tokenizer(prefix, add_special_tokens=False).input_ids
 
 
 @dataclass(frozen=True)
-class _Job:
+class SectionJob:
     repo: str
     repo_index: int
     section: str
@@ -70,7 +71,7 @@ class _Job:
     prompt_ids: list[int]
 
 
-def _jobs(tokenizer, repos, all_facts, with_features: bool) -> list[_Job]:
+def section_jobs(tokenizer, repos, all_facts, with_features: bool) -> list[SectionJob]:
     jobs = []
     for index, (repo, facts) in enumerate(zip(repos, all_facts)):
         for plan in plan_outline(facts, with_features):
@@ -78,28 +79,40 @@ def _jobs(tokenizer, repos, all_facts, with_features: bool) -> list[_Job]:
                 continue
             opening = about_opening(facts, repo.project_type) if plan.key == "about" else ""
             prefix = section_prefix(plan.key, facts, opening)
-            jobs.append(_Job(repo.repo, index, plan.key, prefix, _prompt_ids(tokenizer, section_messages(plan.key, repo, facts), prefix)))
+            jobs.append(SectionJob(repo.repo, index, plan.key, prefix, section_prompt_ids(tokenizer, section_messages(plan.key, repo, facts), prefix)))
     return jobs
 
 
-def _run_jobs(model, tokenizer, jobs: list[_Job], decoding: DecodingConfig, progress: SectionProgress | None):
+def run_section_jobs(model, tokenizer, jobs: list[SectionJob], decoding: DecodingConfig, progress: SectionProgress | None):
     """{(repo_index, section): (text, new_tokens)}; jobs are sorted by budget, so a batch mixes budgets only
     where one ends: it runs to the larger, and each row is cut to its own (greedy: the same tokens as alone)."""
     out = {}
     ordered = sorted(jobs, key=lambda job: (SECTION_TOKENS[job.section], len(job.prompt_ids)))
-    for start in range(0, len(ordered), decoding.batch_size):
-        batch = ordered[start : start + decoding.batch_size]
+    per_batch = max(1, decoding.batch_size // max(1, decoding.mbr_candidates))  # rows = prompts x drafts
+    for start in range(0, len(ordered), per_batch):
+        batch = ordered[start : start + per_batch]
         budget = max(SECTION_TOKENS[job.section] for job in batch)
         step = replace(decoding, max_new_tokens=min(budget, decoding.max_new_tokens))
-        for job, new_ids in zip(batch, generate_ids(model, tokenizer, [job.prompt_ids for job in batch], step)):
+        for job, drafts in zip(batch, _drafts(model, tokenizer, batch, step)):
             limit = min(SECTION_TOKENS[job.section], decoding.max_new_tokens)
-            new_ids = new_ids[:limit]
-            text = clean_section(job.prefix + tokenizer.decode(new_ids, skip_special_tokens=True), job.prefix,
-                                 cut_by_budget=len(new_ids) >= limit)
-            out[(job.repo_index, job.section)] = (text, len(new_ids))
+            texts = [clean_section(job.prefix + tokenizer.decode(ids[:limit], skip_special_tokens=True), job.prefix,
+                                   cut_by_budget=len(ids[:limit]) >= limit) for ids in drafts]
+            best = consensus_index(texts)
+            out[(job.repo_index, job.section)] = (texts[best], sum(len(ids[:limit]) for ids in drafts))
             if progress is not None:  # per section, as its batch finishes
                 progress(f"{job.repo} {job.section}", len(out), len(ordered))
     return out
+
+
+def _drafts(model, tokenizer, batch: list[SectionJob], decoding: DecodingConfig) -> list[list[list[int]]]:
+    """Per job, its drafts' new ids: one decode, or `mbr_candidates` sampled drafts generated in one batch."""
+    prompts = [job.prompt_ids for job in batch]
+    n = decoding.mbr_candidates
+    if n <= 1:
+        return [[ids] for ids in generate_ids(model, tokenizer, prompts, decoding)]
+    sampling = replace(decoding, temperature=decoding.mbr_temperature, top_p=0.95)
+    rows = generate_ids(model, tokenizer, [ids for ids in prompts for _ in range(n)], sampling)
+    return [rows[i * n : (i + 1) * n] for i in range(len(batch))]
 
 
 def assemble(repo, facts: RepoFacts, sections: dict[str, str], with_features: bool = True) -> str:
@@ -128,7 +141,7 @@ def write_readmes(
     all_facts = [repo_facts(repo) for repo in repos]
     generated = {}
     if model is not None:
-        generated = _run_jobs(model, tokenizer, _jobs(tokenizer, repos, all_facts, with_features), decoding, progress)
+        generated = run_section_jobs(model, tokenizer, section_jobs(tokenizer, repos, all_facts, with_features), decoding, progress)
     written = []
     for index, (repo, facts) in enumerate(zip(repos, all_facts)):
         sections = {section: text for (i, section), (text, _) in generated.items() if i == index}

@@ -48,6 +48,10 @@ class DecodingConfig:
     seed: int = 0  # only used when sampling
     batch_size: int = 8  # left-padded prompts generated together: 4.35x the tokens/s of one at a time here
     stop_at_heading: bool = True  # a section ends where the model starts the next heading ("\n#")
+    # Minimum-Bayes-risk decoding (readme/mbr.py): sample this many drafts per section and keep the one that
+    # agrees most with the others (ROUGE-L); 0 or 1 decodes once, with `temperature` (greedy by default).
+    mbr_candidates: int = 0
+    mbr_temperature: float = 0.7  # sampling temperature of the MBR drafts
 
     def __post_init__(self) -> None:
         checks = {
@@ -58,6 +62,8 @@ class DecodingConfig:
             "temperature": self.temperature >= 0,
             "top_p": 0 < self.top_p <= 1,
             "batch_size": self.batch_size >= 1,
+            "mbr_candidates": self.mbr_candidates >= 0,
+            "mbr_temperature": self.mbr_temperature > 0,
         }
         for field, ok in checks.items():
             if not ok:

@@ -6,7 +6,8 @@
   (the repository's own pages, its package's registry page): a link keeps its text, an image goes;
 - a shell command that the facts do not support: an install or run command for another package or
   ecosystem, `sudo`, `rm -rf`, `curl | sh`. Commands the facts give, CLI invocations of the repository's
-  own commands, and lines found verbatim in a key file are kept.
+  own commands, and lines found verbatim in a key file are kept;
+- an in-page link whose `#anchor` matches no heading of the README (the link keeps its text).
 
 `file_mentions`, `unknown_paths` and `invented_urls` are the same checks the evaluation's trust
 metrics count, so a grounded README scores what the pass guarantees.
@@ -39,6 +40,8 @@ COMMAND_WORDS = {
     "make", "cd", "node", "deno", "pytest", "java", "kubectl", "helm", "snap", "choco", "scoop",
 }
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+# `[Package Overview](#package: overview)`: a space makes it no link at all; a reader sees the brackets
+_SPACED_ANCHOR = re.compile(r"(?<!!)\[([^\]]*)\]\((#[^)\n]*\s[^)\n]*)\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
 # what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
@@ -75,6 +78,30 @@ def known_paths(file_tree) -> set[str]:
         parts = path.removesuffix("@").strip("/").split("/")  # `name@` is a symlink: a real path all the same
         known.update("/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
     return known
+
+
+def heading_anchor(title: str) -> str:
+    """GitHub's anchor for a heading: lower-cased, punctuation dropped (not `-` or `_`), spaces to `-`."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def heading_anchors(text: str) -> set[str]:
+    """Every `#anchor` the README's headings define; a repeated title also gets `-1`, `-2`, ... as on GitHub."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in markdown.headings(text):
+        slug = heading_anchor(heading.title)
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def broken_anchors(text: str) -> list[str]:
+    """In-page link targets (`[x](#anchor)`) that match no heading of `text`, in order; images excluded."""
+    anchors = heading_anchors(text)
+    targets = [target for bang, _, target in _LINK.findall(text) if not bang and target.startswith("#")]
+    return [target for target in targets if target[1:].lower() not in anchors] + [
+        target for _, target in _SPACED_ANCHOR.findall(text)]
 
 
 def unknown_paths(text: str, known: set[str]) -> set[str]:
@@ -138,28 +165,40 @@ class GroundingReport:
     paths: int = 0
     urls: int = 0
     commands: int = 0
+    anchors: int = 0  # in-page links to a heading the README does not have
     removed: list[str] = field(default_factory=list)
 
     def total(self) -> int:
-        return self.paths + self.urls + self.commands
+        return self.paths + self.urls + self.commands + self.anchors
 
 
-def _fix_links(line: str, evidence: Evidence, report: GroundingReport) -> str:
+def _fix_links(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str:
     def replace(match: re.Match) -> str:
         bang, text, target = match.groups()
         is_url = "://" in target or target.startswith("www.")
+        in_page = target.startswith("#")
         local = target.split("#")[0].removeprefix("./").strip("/")
-        ok = evidence.url_allowed(target) if is_url else local in evidence.known or target.startswith("#")
+        if is_url:
+            ok = evidence.url_allowed(target)
+        else:
+            ok = target[1:].lower() in anchors if in_page else local in evidence.known
         if ok:
             return match.group(0)
         if is_url:
             report.urls += 1
+        elif in_page:
+            report.anchors += 1
         else:
             report.paths += 1
         report.removed.append(target)
         return "" if bang else text
 
-    return _LINK.sub(replace, line)
+    def unlink(match: re.Match) -> str:
+        report.anchors += 1
+        report.removed.append(match.group(2))
+        return match.group(1)
+
+    return _LINK.sub(replace, _SPACED_ANCHOR.sub(unlink, line))
 
 
 def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingReport) -> bool:
@@ -175,8 +214,8 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
     return bool(bad_urls or bad_paths or bad_commands)
 
 
-def _ground_prose(line: str, evidence: Evidence, report: GroundingReport) -> str | None:
-    line = _fix_links(line, evidence, report)
+def _ground_prose(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str | None:
+    line = _fix_links(line, evidence, report, anchors)
     bare = _LIST_ITEM.sub("", line).strip().strip("`").removeprefix("$ ")
     if bare.split() and bare.split()[0] in COMMAND_WORDS and not evidence.command_allowed(bare):
         report.commands += 1  # a command written as prose ("pip install x" on a line of its own)
@@ -206,23 +245,28 @@ def _ground_code(lines: list[str], info: str, evidence: Evidence, report: Ground
     return kept
 
 
-def ground_readme(text: str, evidence: Evidence, max_passes: int = 3) -> tuple[str, GroundingReport]:
-    """The README with ungrounded paths, URLs and commands removed, and what was removed.
+def ground_readme(
+    text: str, evidence: Evidence, max_passes: int = 3, anchors: set[str] | None = None,
+) -> tuple[str, GroundingReport]:
+    """The README with ungrounded paths, URLs, commands and in-page links removed, and what was removed.
 
+    `anchors`: the `#anchors` an in-page link may target, when `text` is one part of a README (a section
+    added to an existing one); by default, those of `text`'s own headings.
     Repeated until a pass removes nothing: tidying a broken fence can turn code into prose, and a
     line the first pass read as code must still be judged as prose."""
     report = GroundingReport()
     for _ in range(max_passes):
         before = report.total()
-        text = _ground_once(text, evidence, report)
+        text = _ground_once(text, evidence, report, anchors)
         if report.total() == before:
             break
     return text, report
 
 
-def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
+def _ground_once(text: str, evidence: Evidence, report: GroundingReport, anchors: set[str] | None = None) -> str:
     lines = text.split("\n")
     blocks = {block.start: block for block in markdown.code_blocks(text) if block.info or lines[block.start].lstrip().startswith(("`", "~"))}
+    anchors = heading_anchors(text) if anchors is None else anchors
     out: list[str] = []
     index = 0
     while index < len(lines):
@@ -239,7 +283,7 @@ def _ground_once(text: str, evidence: Evidence, report: GroundingReport) -> str:
                 out += [*lines[block.start:first], *body, *lines[last:end]]
             index = block.end
             continue
-        grounded = _ground_prose(lines[index], evidence, report) if lines[index].strip() else lines[index]
+        grounded = _ground_prose(lines[index], evidence, report, anchors) if lines[index].strip() else lines[index]
         if grounded is not None:
             out.append(grounded)
         index += 1

@@ -10,6 +10,8 @@ import json
 import threading
 from pathlib import Path
 
+from moxi_pipeline.storage.jsonl import json_lines
+
 
 class AppendLog:
     def __init__(self, path: str | Path):
@@ -24,7 +26,7 @@ class AppendLog:
         if text and not text.endswith("\n"):
             self._write("")  # end the cut-short line, so the next row starts on its own line
         rows = []
-        for line in text.splitlines():
+        for _, line in json_lines(text):  # "\n" only: U+2028 stays inside its string
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:

@@ -145,6 +145,8 @@ class S3Artifacts:
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, base = parse_s3_uri(uri)
+        if any(part in ("", ".", "..") for part in [bucket, *base.split("/")]):  # the cache folder is bucket/key
+            raise ValueError(f"artifact {uri!r}: a key with '.', '..' or an empty part would be fetched outside the cache")
         try:
             return self._download(uri, bucket, base)
         except self.client.exceptions.NoSuchKey:
@@ -181,7 +183,12 @@ class S3Artifacts:
     def _download(self, uri: str, bucket: str, base: str) -> Path:
         manifest = json.loads(self.client.get_object(Bucket=bucket, Key=f"{base}/{MANIFEST}")["Body"].read())
         local_dir = self.cache_dir / bucket / base
-        for name, expected in manifest["files"].items():
+        if not local_dir.resolve().is_relative_to(self.cache_dir.resolve()):
+            raise ValueError(f"artifact {uri!r}: it would be fetched outside the cache {self.cache_dir}")
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        if not isinstance(files, dict) or not all(isinstance(e, dict) and {"size", "sha256"} <= e.keys() for e in files.values()):
+            raise ValueError(f"artifact {uri!r}: {MANIFEST} is not {{'files': {{name: {{'size', 'sha256'}}}}}}")
+        for name, expected in files.items():
             target = (local_dir / name).resolve()
             if not target.is_relative_to(local_dir.resolve()):
                 raise ValueError(f"artifact {uri!r}: manifest entry {name!r} points outside the folder")

@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from moxi_pipeline.storage.jsonl import read_json_lines
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
@@ -48,8 +50,7 @@ class LocalStore:
         path = self.records_path(name)
         if not path.is_file():
             raise FileNotFoundError(f"no records named {name!r} at {path}: materialize {name} first")
-        text = path.read_bytes().decode("utf-8")  # bytes: no newline translation of any kind
-        return [json.loads(line) for line in text.split("\n") if line.strip()]
+        return read_json_lines(path)  # from bytes, split on "\n" alone
 
     def write_json(self, name: str, obj: dict) -> Path:
         path = self.json_path(name)

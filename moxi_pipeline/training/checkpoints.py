@@ -32,6 +32,8 @@ RUN_FINGERPRINT = "moxi_run.json"  # config + dataset hash of the run the checkp
 TORCH_SAVED = (".pt", ".pth")  # optimizer, scheduler, scaler, rng_state[_<rank>]
 DROPPED = ("training_args.bin",)
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+# the only torch files a rebuild writes: a name read from a bucket is untrusted, so nothing else, and no path
+KNOWN_TORCH_SAVE = re.compile(r"(optimizer|scheduler|scaler|rng_state(_\d{1,4})?)\.(pt|pth)")
 # JSON placeholders for what JSON lacks; a plain JSON object is a dict whose keys are all str and none starts "__"
 TENSOR, ARRAY, TUPLE, DICT = "__tensor__", "__ndarray__", "__tuple__", "__dict__"
 PLAIN_TYPES = (type(None), bool, int, float, str)
@@ -140,6 +142,19 @@ def plain_states(plain_dir: Path) -> dict[str, dict]:
     return records
 
 
+def _torch_save_target(staging: Path, plain_json: Path, record: dict) -> Path:
+    """Where a rebuilt torch file goes: `staging/<name>`, where `<name>` (from the bucket's JSON, so untrusted) must be
+    a file name the Trainer writes (KNOWN_TORCH_SAVE) with the JSON file's own stem; a ValueError otherwise."""
+    name = record.get("torch_save")
+    if not (isinstance(name, str) and KNOWN_TORCH_SAVE.fullmatch(name) and Path(name).stem == plain_json.stem):
+        raise ValueError(f"{plain_json}: torch_save={name!r} is not a checkpoint file name this rebuild writes "
+                         f"({KNOWN_TORCH_SAVE.pattern}, named like the JSON file)")
+    target = (staging / name).resolve()
+    if target.parent != staging.resolve():
+        raise ValueError(f"{plain_json}: torch_save={name!r} points outside {staging}")
+    return target
+
+
 def rebuild_checkpoint(plain_dir: Path, checkpoint: Path) -> Path:
     """The Trainer checkpoint folder back from its plain form, its pickles written here by torch.save.
 
@@ -157,7 +172,7 @@ def rebuild_checkpoint(plain_dir: Path, checkpoint: Path) -> Path:
         if path.stem in records and path.suffix == ".json":
             tensors_file = path.with_suffix(".safetensors")
             tensors = load_file(str(tensors_file)) if tensors_file.is_file() else {}
-            torch.save(join_tensors(records[path.stem]["state"], tensors), staging / records[path.stem]["torch_save"])
+            torch.save(join_tensors(records[path.stem]["state"], tensors), _torch_save_target(staging, path, records[path.stem]))
         elif path.stem in records and path.suffix == ".safetensors":
             continue
         elif path.is_dir():

@@ -39,6 +39,7 @@ class TrainConfig(BaseModel):
     per_device_train_batch_size: int = Field(gt=0)
     gradient_accumulation_steps: int = Field(gt=0)
     seed: int = 42
+    max_train_minutes: float | None = Field(default=None, gt=0.0)  # wall-clock budget: stop at the next step past it
     # sequences and batching
     max_length: int = Field(gt=0)
     min_completion_tokens: int = Field(gt=0)
@@ -162,3 +163,5 @@ class TrainResult:
     resumed_from_step: int = 0  # the checkpoint step a resumed run continued from; 0 for a fresh run
     peak_memory_mb: float = 0.0  # CUDA: max allocated; CPU: the process's max resident set
     eval_losses: list[tuple[int, float]] = field(default_factory=list)  # evals during training
+    steps_planned: int = 0  # max_steps, or what num_train_epochs came to; `steps` are the steps done
+    stopped_by_budget: bool = False  # max_train_minutes ran out before steps_planned

@@ -38,6 +38,7 @@ from moxi_pipeline.training.backends import (
     load_for_training,
     lora_config,
 )
+from moxi_pipeline.training.budget import budget_callback
 from moxi_pipeline.training.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.training.config import (
     CONFIGS_DIR,
@@ -125,6 +126,12 @@ def checkpoint_dir_for(out_dir: str | Path) -> Path:
     return out_dir.with_name(f".{out_dir.name}.checkpoints")
 
 
+def run_fingerprint(config: TrainConfig, dataset_hash: str) -> dict:
+    """What a checkpoint must match to be resumed: the config (less the wall-clock budget, which a re-run on a
+    slower or faster machine may change without changing the training) and the dataset."""
+    return {"config": config.model_dump(mode="json", exclude={"max_train_minutes"}), "dataset_hash": dataset_hash}
+
+
 def latest_checkpoint(checkpoints: Path, fingerprint: dict, main_process: bool = True) -> Path | None:
     """The newest `checkpoint-<step>` of this same run, or None; a different run's checkpoints are cleared.
 
@@ -210,7 +217,8 @@ def train_adapter(
     final_dir = Path(out_dir)
     main_process = int(os.environ.get("RANK", "0")) == 0
     checkpoints = checkpoint_dir_for(final_dir)
-    fingerprint = {"config": config.model_dump(mode="json"), "dataset_hash": dataset_hash}
+    # the budget changes when training stops, not what a step computes: a resumed run may change it
+    fingerprint = run_fingerprint(config, dataset_hash)
     published = None
     if checkpoint_store and config.save_steps:
         published = PublishedCheckpoints(checkpoint_store, f"checkpoints/{final_dir.name}")
@@ -219,6 +227,9 @@ def train_adapter(
     with args.main_process_first(local=False, desc="finding the checkpoint to resume"):
         resume_from = checkpoint_to_resume(checkpoints, fingerprint, main_process, published) if config.save_steps else None
     callbacks = callbacks_for(config, progress, bool(eval))
+    budget = budget_callback(config.max_train_minutes) if config.max_train_minutes else None
+    if budget:
+        callbacks.append(budget)
     if published:
         callbacks.append(published.callback(checkpoints / RUN_FINGERPRINT, keep=config.save_total_limit))
     model, tokenizer, peft_config = load_for_training(base_model_dir, config, device, backend)
@@ -255,6 +266,8 @@ def train_adapter(
         resumed_from_step=resumed_step,
         peak_memory_mb=peak_memory_mb(device),
         eval_losses=[(entry["step"], float(entry["eval_loss"])) for entry in history if "eval_loss" in entry],
+        steps_planned=trainer.state.max_steps,
+        stopped_by_budget=bool(budget and budget.stopped_by_budget),
     )
     if main_process:
         tokenizer.save_pretrained(str(staging))
@@ -289,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a profile field (YAML value), e.g. --set max_steps=200")
     args = parser.parse_args(argv)
     import yaml
+    from pydantic import ValidationError
 
     from moxi_pipeline.dataset.samples import dataset_hash, load_sft_dataset
+    from moxi_pipeline.storage.jsonl import json_lines, parse_json_line, read_text
 
     overrides = {}
     for item in args.set:
@@ -303,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         if Path(args.dataset).is_dir():
             samples = load_sft_dataset(Path(args.dataset))
         else:
-            rows = [json.loads(line) for line in Path(args.dataset).read_text().splitlines() if line.strip()]
-            samples = [SftSample.model_validate(row) for row in rows]
+            samples = []
+            for number, line in json_lines(read_text(args.dataset)):  # "\n" only: U+2028 stays inside its string
+                row = parse_json_line(line, args.dataset, number)
+                try:
+                    samples.append(SftSample.model_validate(row))
+                except ValidationError as error:
+                    raise ValueError(f"{args.dataset} line {number}: not an SFT sample ({error.errors()[0]['msg']})") from None
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"moxi train: {error}\n")
 

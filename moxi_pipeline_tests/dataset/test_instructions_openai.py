@@ -318,6 +318,7 @@ def _resource(monkeypatch, fake):
     from moxi_pipeline.settings import load_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)  # the resource reads it as a Dagster EnvVar, as in production
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)  # the key goes only to the environment's base URL
     return openai_client(load_settings({"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": fake.base_url,
                                         "MOXI_OPENAI_MAX_RETRIES": "1", "MOXI_OPENAI_TIMEOUT_S": "2"}))
 

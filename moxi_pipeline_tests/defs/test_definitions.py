@@ -20,7 +20,8 @@ from moxi_pipeline.records import (
 )
 
 PACKAGE = Path(__file__).resolve().parents[2] / "moxi_pipeline"
-ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report", "run_comparison"}
+ASSET_KEYS = {"base_model", "raw_readmes", "readme_chunks", "sft_dataset", "lora_adapter", "eval_report", "run_comparison",
+              "merged_model", "gguf_model", "preference_pairs", "dpo_adapter"}
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -59,8 +60,12 @@ def test_asset_keys_are_the_contract():
     assert keys == ASSET_KEYS
     parents = {key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys} for key in graph.get_all_asset_keys()}
     assert parents["lora_adapter"] == {"base_model", "sft_dataset"}
-    assert parents["eval_report"] == {"base_model", "lora_adapter", "sft_dataset", "raw_readmes"}
+    assert parents["preference_pairs"] == {"base_model", "lora_adapter", "sft_dataset"}
+    assert parents["dpo_adapter"] == {"base_model", "lora_adapter", "preference_pairs"}
+    assert parents["eval_report"] == {"base_model", "lora_adapter", "dpo_adapter", "sft_dataset", "raw_readmes"}
     assert parents["run_comparison"] == {"eval_report"}
+    assert parents["merged_model"] == {"base_model", "lora_adapter", "dpo_adapter", "eval_report"}
+    assert parents["gguf_model"] == {"merged_model"}
     assert [key.name for check in defs.asset_checks for key in check.check_keys] == [
         "adapter_beats_base_and_template", "raw_readmes_no_empty_readme", "raw_readmes_no_duplicate_repo_url",
         "raw_readmes_file_tree_not_empty", "raw_readmes_github_failures_under_threshold"]
@@ -86,7 +91,14 @@ def _write_corpus(path: Path, n_repos: int = 6) -> Path:
 
 
 def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
-    from moxi_pipeline.defs import collect, dataset, evaluation, training
+    from moxi_pipeline.defs import (
+        collect,
+        dataset,
+        evaluation,
+        export,
+        preferences,
+        training,
+    )
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
@@ -97,10 +109,15 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
         "base_model": {"config": {"source": str(tiny_model_dir)}},
         "sft_dataset": {"config": {"test_fraction": 0.34}},
         "lora_adapter": {"config": {"profile": "demo", "max_steps": 2, "max_length": 512, "device": "cpu"}},
+        # DPO on every pair the tiny SFT adapter gives (closeness to the real answer is not its point here)
+        "preference_pairs": {"config": {"max_new_tokens": 12, "max_rouge_l": 1.0, "device": "cpu"}},
+        "dpo_adapter": {"config": {"max_steps": 1, "device": "cpu"}},
         "eval_report": {"config": {"max_repos": 2, "device": "cpu"}},
+        "gguf_model": {"config": {"types": ["q8_0"]}},
     }}
     result = dg.materialize(
-        [*dg.load_assets_from_modules([collect, dataset, training, evaluation]), evaluation.adapter_beats_base_and_template],
+        [*dg.load_assets_from_modules([collect, dataset, training, preferences, evaluation, export]),
+         evaluation.adapter_beats_base_and_template],
         resources={"io_manager": LocalRecordIOManager(data_dir=data_dir), "artifacts": ArtifactsResource(data_dir=data_dir),
                    "openai": OpenAIClient(api_key="")},
         run_config=run_config,
@@ -116,7 +133,11 @@ def test_whole_graph_materializes_on_a_tiny_model(tmp_path, tiny_model_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == ["generations.jsonl", "metrics.json", "metrics.png", "report.md"]
     assert (tmp_path / "data" / "eval" / "comparison.md").is_file()
     eval_meta = result.asset_materializations_for_node("eval_report")[0].metadata
-    assert {"template_rougeL", "base_rougeL", "fine_tuned_rougeL", "fine_tuned_hallucinated_path_rate"} <= set(eval_meta)
+    assert {"template_rougeL", "base_rougeL", "fine_tuned_rougeL", "dpo_rougeL", "fine_tuned_hallucinated_path_rate",
+            "paired_dpo_minus_fine_tuned_rougeL", "paired_dpo_minus_base_rougeL"} <= set(eval_meta)
+    merged = result.asset_materializations_for_node("merged_model")[0].metadata
+    assert merged["adapter"].value in ("sft", "dpo") and "held-out ROUGE-L" in merged["adapter_reason"].value
+    assert (tmp_path / "data" / "models" / "gguf_model" / "moxi-q8_0.gguf").is_file()
     assert result.asset_materializations_for_node("run_comparison")[0].metadata["runs"].value == 1
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "adapter_beats_base_and_template"

@@ -130,7 +130,7 @@ def _write_inputs(data_dir: Path, tiny_model_dir) -> None:
 
 
 def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_path, tiny_model_dir, monkeypatch):
-    from moxi_pipeline.defs import collect, dataset, evaluation, training
+    from moxi_pipeline.defs import collect, dataset, evaluation, export, preferences, training
     from moxi_pipeline.defs.io_managers import LocalRecordIOManager
     from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 
@@ -163,7 +163,7 @@ def test_s3_reexecuted_lora_adapter_resumes_in_its_run_folder_and_publishes(tmp_
                      "artifacts": ArtifactsResource(data_dir=str(data_dir), s3_bucket="moxi-runs", aws_endpoint_url=endpoint),
                      "openai": OpenAIClient(api_key="")}
         # only lora_adapter runs; base_model and sft_dataset load from the records written above
-        assets = dg.load_assets_from_modules([collect, dataset, training, evaluation])
+        assets = dg.load_assets_from_modules([collect, dataset, training, preferences, evaluation, export])
         first = dg.materialize(assets, selection=[training.lora_adapter], resources=resources,
                                run_config=run_config, instance=instance, raise_on_error=False)
         assert not first.success

@@ -36,11 +36,13 @@ def _evaluate(instance: dg.DagsterInstance, cursor: str | None = None):
     return tick.run_requests, tick.skip_message, tick.cursor
 
 
-def test_retrain_job_trains_evaluates_and_compares():
+def test_retrain_job_trains_evaluates_compares_and_exports():
     from moxi_pipeline.definitions import defs
 
     job = defs.resolve_job_def(retrain_job.name)
-    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {"lora_adapter", "eval_report", "run_comparison"}
+    # a retrain produces the whole chain: SFT, DPO, the evaluation of both, and the exported model
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
+        "lora_adapter", "preference_pairs", "dpo_adapter", "eval_report", "run_comparison", "merged_model", "gguf_model"}
     status = {sensor.name: sensor.default_status for sensor in defs.sensors}
     # retraining takes the CPU for minutes, so it waits to be turned on; alerts are on from the start
     assert status == {"retrain_on_new_dataset": dg.DefaultSensorStatus.STOPPED,
@@ -81,11 +83,20 @@ def test_a_dataset_without_a_hash_is_skipped_with_the_reason():
         ("token tok-SECRET-1 rejected", f"token {MASK} rejected"),
         ("postgresql://dagster:p%40ss@db/dagster", f"postgresql://dagster:{MASK}@db/dagster"),
         ("http://example.com:8080/path has no password", "http://example.com:8080/path has no password"),
+        ("postgresql://dagster:p@ss@db/dagster", f"postgresql://dagster:{MASK}@db/dagster"),  # split at the last '@'
+        ("Bearer tok-SECRET-1, retry", f"Bearer {MASK}, retry"),
+        ("xtok-SECRET-1 and tok-SECRET-12 are other words", "xtok-SECRET-1 and tok-SECRET-12 are other words"),
     ],
 )
 def test_redact_masks_secret_settings_and_url_passwords(text, expected):
     settings = load_settings(env={"GITHUB_TOKEN": "tok-SECRET-1"})
     assert redact(text, settings) == expected
+
+
+def test_redact_leaves_values_too_short_to_be_secrets_alone():
+    # README suggests OPENAI_API_KEY=x for local servers: "proxy" must not become "pro***y"
+    settings = load_settings(env={"OPENAI_API_KEY": "x", "GITHUB_TOKEN": "box-7"})
+    assert redact("proxy error connecting to box-7", settings) == "proxy error connecting to box-7"
 
 
 def test_a_failed_run_leaves_an_alert_with_the_error_and_no_secret(tmp_path, monkeypatch, caplog):

@@ -248,3 +248,40 @@ def test_compare_runs_tables_every_system_of_every_run(report, tmp_path):
 def test_compare_runs_names_a_folder_without_metrics(tmp_path):
     with pytest.raises(ValueError, match=r"nowhere: no metrics.json \(not a `moxi evaluate` output folder\)"):
         compare_runs([tmp_path / "nowhere"], tmp_path)
+
+
+def test_a_dpo_adapter_is_the_fourth_system_paired_against_sft_and_base(tiny_model_dir, tiny_adapter, tmp_path):
+    config = EvalConfig(max_repos=2, decoding=DecodingConfig(max_new_tokens=2), device="cpu", max_loss_samples=0,
+                        with_features=False)
+    # the SFT adapter stands in for a DPO one: the dpo rows must then equal the fine_tuned rows exactly
+    result = evaluate(WriterSpec(Path(tiny_model_dir), Path(tiny_adapter)), RECORDS, SAMPLES, config,
+                      dpo_adapter_dir=Path(tiny_adapter))
+    assert list(result.systems) == ["template", "base", "fine_tuned", "dpo"]
+    by_system = {system: [r["text"] for r in result.rows if r["system"] == system] for system in result.systems}
+    assert by_system["dpo"] == by_system["fine_tuned"]
+    assert {"dpo - fine_tuned", "dpo - base"} <= set(result.paired)
+    assert result.paired["dpo - fine_tuned"]["mean"] == 0.0 and result.paired["dpo - fine_tuned"]["wins"] == 0
+    write_eval_report(result.model_copy(update={"run": {"records": "dev.jsonl", "profile": "demo"}}), tmp_path / "run1")
+    report_md = (tmp_path / "run1" / "report.md").read_text()
+    assert "| metric | template | base | fine_tuned | dpo |" in report_md and "| dpo - fine_tuned |" in report_md
+    assert f"DPO adapter `{tiny_adapter}`" in report_md
+    rows = [line.split(" | ")[:3] for line in compare_runs([tmp_path / "run1"], tmp_path / "out").read_text().splitlines()
+            if line.startswith("| run1 ")]
+    assert rows[-1] == ["| run1", "dpo", Path(tiny_adapter).name]
+
+
+def test_a_dpo_adapter_without_the_sft_one_is_an_error(tiny_model_dir, tiny_adapter):
+    with pytest.raises(ValueError, match="give the SFT adapter too"):
+        evaluate(WriterSpec(Path(tiny_model_dir)), RECORDS, SAMPLES, EvalConfig(), dpo_adapter_dir=Path(tiny_adapter))
+
+
+def test_paired_differences_rank_dpo_above_fine_tuned():
+    rows = [{"system": system, "repo_url": url, "rougeL": score} for system, url, score in [
+        ("base", "a", 0.20), ("base", "b", 0.10),
+        ("fine_tuned", "a", 0.25), ("fine_tuned", "b", 0.15),
+        ("dpo", "a", 0.30), ("dpo", "b", 0.10),
+    ]]
+    paired = paired_differences(rows)
+    assert list(paired) == ["dpo - fine_tuned", "dpo - base", "fine_tuned - base"]
+    assert paired["dpo - fine_tuned"]["mean"] == pytest.approx(-0.0) and paired["dpo - fine_tuned"]["wins"] == 1
+    assert paired["dpo - base"]["mean"] == pytest.approx(0.05)

@@ -12,11 +12,15 @@ from moxi_pipeline.evaluation.metrics import (
     degenerate,
     install_commands_in,
     install_ok,
+    lint_findings,
+    model_sentences,
     rouge_scores,
     score_readme,
     section_coverage,
     section_kinds,
+    supported_prose_share,
     title_ok,
+    unclosed_fences,
 )
 from moxi_pipeline.records import RepoFacts, SampleInput, SftSample
 from moxi_pipeline_tests.readme.test_grounding import EVIDENCE, FACTS
@@ -186,6 +190,10 @@ def test_score_readme_counts_every_trust_metric():
         "paths": 2, "unknown_paths": 1,  # fetcher/cli.py is in the tree, conf/app.yaml is not
         "urls": 2, "invented_urls": 1,  # the repository URL is a fact, example.com/x is not
         "install_ok": True, "title_ok": True, "degenerate": False,
+        "lint_findings": 0, "broken_anchors": 0,
+        # the one judged sentence, "The CLI is `fetcher/cli.py`, its config `conf/app.yaml`.", has 2 of 6 content
+        # words in the repository (cli twice; not config, conf, app, yaml); the other is URLs and stop words
+        "supported_prose": 0.0,
     }
     assert (len(PREDICTION), len(REFERENCE)) == (181, 97)
 
@@ -194,7 +202,7 @@ def _row(**metrics) -> dict:
     base = {"rougeL": 0.1, "rouge1": 0.2, "rouge2": 0.0, "rougeL_full": 0.1, "rouge1_full": 0.2, "rouge2_full": 0.0,
             "coverage": None, "length_ratio": 1.0,
             "paths": 0, "unknown_paths": 0, "urls": 0, "invented_urls": 0, "install_ok": None, "title_ok": True,
-            "degenerate": False, "removed": 0}
+            "degenerate": False, "removed": 0, "lint_findings": 0, "broken_anchors": 0, "supported_prose": None}
     return {**base, **metrics}
 
 
@@ -232,20 +240,22 @@ def test_aggregate_with_nothing_mentioned_and_no_model():
         ([], None, None),
         ([None, None], None, None),
         ([0.5], 0.5, [0.5, 0.5]),  # one value: no spread to estimate
-        # mean 2, sd 1, 2 degrees of freedom -> t = 4.30, half-width 4.30 / sqrt(3)
-        ([1, 2, 3], 2.0, [2 - 4.30 / math.sqrt(3), 2 + 4.30 / math.sqrt(3)]),
-        # None is skipped: [1, 3] -> mean 2, sd sqrt(2), 1 degree of freedom -> t = 12.71, half-width 12.71
-        ([None, 1, 3], 2.0, [2 - 12.71, 2 + 12.71]),
-        # 12 values: 11 degrees of freedom are not in the table; the next row up (12, t = 2.18) is used
-        ([0, 1] * 6, 0.5, [0.5 - 2.18 * math.sqrt(12 / 44) / math.sqrt(12), 0.5 + 2.18 * math.sqrt(12 / 44) / math.sqrt(12)]),
-        # past 120 degrees of freedom, the normal quantile
-        ([0, 1] * 100, 0.5, [0.5 - 1.96 * math.sqrt(50 / 199) / math.sqrt(200), 0.5 + 1.96 * math.sqrt(50 / 199) / math.sqrt(200)]),
+        # mean 2, sd 1, 2 degrees of freedom -> t = 4.302652729749462 (scipy.stats.t.ppf(0.975, 2)), half-width t / sqrt(3)
+        ([1, 2, 3], 2.0, [2 - 4.302652729749462 / math.sqrt(3), 2 + 4.302652729749462 / math.sqrt(3)]),
+        # None is skipped: [1, 3] -> mean 2, sd sqrt(2), 1 degree of freedom -> t = 12.706204736174694, half-width t
+        ([None, 1, 3], 2.0, [2 - 12.706204736174694, 2 + 12.706204736174694]),
+        # 12 values: 11 degrees of freedom -> t = 2.200985160091639 (the old table rounded up to 12's 2.18: too narrow)
+        ([0, 1] * 6, 0.5, [0.5 - 2.200985160091639 * math.sqrt(12 / 44) / math.sqrt(12),
+                           0.5 + 2.200985160091639 * math.sqrt(12 / 44) / math.sqrt(12)]),
+        # 199 degrees of freedom -> t = 1.9719565442517533 (the old table used the normal 1.96 past 120)
+        ([0, 1] * 100, 0.5, [0.5 - 1.9719565442517533 * math.sqrt(50 / 199) / math.sqrt(200),
+                             0.5 + 1.9719565442517533 * math.sqrt(50 / 199) / math.sqrt(200)]),
     ],
 )
 def test_mean_ci(values, mean, ci):
     got_mean, got_ci = mean_ci(values)
-    assert got_mean == (pytest.approx(mean) if mean is not None else None)
-    assert got_ci == (pytest.approx(ci) if ci is not None else None)
+    assert got_mean == (pytest.approx(mean, rel=1e-12) if mean is not None else None)
+    assert got_ci == (pytest.approx(ci, rel=1e-12) if ci is not None else None)
 
 
 def _sample(repo: str, index: int) -> SftSample:
@@ -268,3 +278,93 @@ def test_round_robin_takes_one_repository_at_a_time(limit, order):
     samples = [_sample("gamma", 0), _sample("alpha", 0), _sample("alpha", 1), _sample("gamma", 1),
                _sample("alpha", 2), _sample("beta", 0)]
     assert [s.content.split("\n\n")[1] for s in round_robin(samples, limit)] == order
+
+
+# ---- what a reader sees: Markdown that renders, prose the repository supports --------------------
+
+BROKEN_MARKDOWN = """# fetcher
+
+See [Package Overview](#package-overview) and [Usage](#usage).
+
+### Features
+
+1. Fetches URLs.
+3. Retries.
+
+## Usage
+- run it
+# Another title
+
+```bash
+fetch --help
+"""
+
+
+def test_lint_findings_count_each_stated_rule_on_a_hand_made_readme():
+    found = {rule: n for rule, n in lint_findings(BROKEN_MARKDOWN).items() if n}
+    assert found == {
+        "MD001": 1,  # "### Features" right under the H1
+        "MD029": 1,  # a numbered list running 1, 3
+        "MD032": 2,  # "- run it" has no blank line above (its heading) nor below (the next heading): one each
+        "MD025": 1,  # a second H1
+        "unclosed-fence": 1,  # the bash block never closes: the rest would render as code
+        "broken-anchor": 1,  # #package-overview is no heading; #usage is
+    }
+
+
+def test_clean_markdown_has_no_findings():
+    clean = "# fetcher\n\nFetch URLs.\n\n## Usage\n\n1. Run it.\n2. Read [the usage](#usage).\n\n```bash\nfetch\n```\n"
+    assert sum(lint_findings(clean).values()) == 0
+    assert unclosed_fences(clean) == 0 and unclosed_fences("```\ncode\n") == 1 and unclosed_fences("~~~\n") == 1
+
+
+SUPPORTED = """# fetcher
+
+Fetch URLs. Fetcher reads documentation from readthedocs and requests pages.
+It ships a Kubernetes operator with telemetry.
+
+## Installation
+
+```bash
+pip install fetcher
+```
+
+## Contributing
+
+Contributions are welcome. See [.github/CONTRIBUTING.md](.github/CONTRIBUTING.md) for how to get started.
+
+- Written with docs and tests.
+"""
+
+
+def test_model_sentences_leave_out_headings_code_and_what_the_facts_rendered():
+    assert model_sentences(SUPPORTED, FACTS) == [
+        "Fetch URLs.", "Fetcher reads documentation from readthedocs and requests pages.",
+        "It ships a Kubernetes operator with telemetry.", "Written with docs and tests.",
+    ]
+
+
+def test_supported_prose_share_on_a_hand_made_readme():
+    # content words, without stop words and the project's name, against pyproject.toml, the Makefile and the tree:
+    # "fetch urls"                                           2/2 found -> supported
+    # "reads documentation readthedocs requests pages"       3/5 (documentation, readthedocs, requests) -> supported
+    # "ships kubernetes operator telemetry"                  0/4 -> not
+    # "written docs tests"                                   2/3 (docs/, tests/) -> supported
+    assert supported_prose_share(SUPPORTED, FACTS, EVIDENCE, "octo/fetcher") == 3 / 4
+    assert supported_prose_share("# fetcher\n\n## Usage\n\n```bash\nfetch\n```\n", FACTS, EVIDENCE, "octo/fetcher") is None
+
+
+def test_aggregate_gives_the_reader_metrics_intervals():
+    rows = [_row(lint_findings=3, broken_anchors=2, supported_prose=0.5), _row(lint_findings=1, supported_prose=1.0),
+            _row(lint_findings=2, supported_prose=None)]
+    summary = aggregate(rows, eval_loss=None, seconds=1.0, new_tokens=0)
+    assert summary["lint_findings"] == 2.0 and summary["lint_findings_ci"][1] > 2.0  # a count: no cap at 1
+    assert summary["broken_anchors"] == pytest.approx(2 / 3)
+    assert summary["supported_prose"] == 0.75  # None (no model sentence) is not a zero
+
+
+def test_an_empty_readme_has_no_lint_findings():
+    # pymarkdownlnt refuses an empty string ("path_to_scan cannot be empty"); score_readme("") must not crash
+    from moxi_pipeline.evaluation.metrics import LINT_RULES, lint_findings
+
+    assert lint_findings("") == {**dict.fromkeys(LINT_RULES, 0), "unclosed-fence": 0, "broken-anchor": 0}

@@ -98,7 +98,8 @@ def test_train_adapter_that_crashes_leaves_no_adapter_folder(tmp_path, monkeypat
 
     class FakeTrainer:
         def __init__(self, **kwargs):
-            self.state = types.SimpleNamespace(log_history=[{"step": 1, "loss": 2.0}], global_step=1, num_input_tokens_seen=8)
+            self.state = types.SimpleNamespace(log_history=[{"step": 1, "loss": 2.0}], global_step=1, max_steps=1,
+                                               num_input_tokens_seen=8)
 
         def train(self, resume_from_checkpoint=None):
             pass

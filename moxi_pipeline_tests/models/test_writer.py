@@ -60,3 +60,41 @@ def test_base_model_errors_name_the_file_and_value(tmp_path):
         base_model_of(missing)
     with pytest.raises(ValueError, match=r"neither training_config.json 'base_model_dir' nor"):
         base_model_of(_adapter(tmp_path / "b"))
+
+
+def test_resolve_model_names_what_it_is_not(tmp_path):
+    from moxi_pipeline.models.writer import resolve_model
+
+    with pytest.raises(ValueError, match=r"model '.*missing.gguf': no GGUF file there"):
+        resolve_model(str(tmp_path / "missing.gguf"))
+    adapter = _adapter(tmp_path / "adapter")
+    with pytest.raises(ValueError, match=r"is a LoRA adapter, not a merged model: pass it as --adapter"):
+        resolve_model(str(adapter))
+    with pytest.raises(ValueError, match=r"neither a .gguf file nor a model folder \(no config.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_a_merged_folder_and_its_gguf_file_write_alike(tiny_model_dir, tmp_path):
+    # --model DIR and --model FILE.gguf go through load_writer: same tokenizer, same next tokens
+    import torch
+
+    from moxi_pipeline.export.gguf import export_gguf
+    from moxi_pipeline.models.writer import (
+        WriterSpec,
+        load_writer,
+        resolve_model,
+        resolve_writer,
+    )
+
+    result = export_gguf(tiny_model_dir, tmp_path / "gguf", types=("f16",))
+    spec = resolve_writer("latest", tmp_path / "no_adapters", tmp_path / "no_models", tmp_path, model=str(result.files["f16"]))
+    assert spec == WriterSpec(tmp_path / "gguf", gguf_file="moxi-f16.gguf")
+    assert resolve_model(str(tiny_model_dir)) == WriterSpec(tiny_model_dir)
+    folder_model, folder_tokenizer = load_writer(WriterSpec(tiny_model_dir), "cpu")
+    gguf_model, gguf_tokenizer = load_writer(spec, "cpu")
+    text = "## Usage\n\nRun `tiny --help` to see the options."
+    ids = folder_tokenizer(text, return_tensors="pt").input_ids
+    assert gguf_tokenizer(text, return_tensors="pt").input_ids.tolist() == ids.tolist()
+    with torch.no_grad():
+        folder_logits, gguf_logits = folder_model(ids).logits.float(), gguf_model(ids).logits.float()
+    assert float((folder_logits - gguf_logits).abs().max()) < 0.05  # f16 file vs the fp32 folder, both run in bf16

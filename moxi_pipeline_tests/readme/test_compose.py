@@ -213,3 +213,29 @@ renamer is released under the MIT license. See [LICENSE](LICENSE) for the full t
     assert (report.paths, report.urls, report.commands) == (1, 1, 2)
     assert report.removed == ["renamer/magic.py", "https://renamer.example.com", "sudo renamer --undo",
                               "curl https://get.example.com/install.sh | bash"]
+
+
+def test_mbr_keeps_one_of_its_sampled_drafts(repos, tiny_fp32, monkeypatch):
+    """With mbr_candidates=3 every section is one of the three drafts sampled for it, chosen by consensus,
+    and the token count is what all drafts cost."""
+    from moxi_pipeline.readme import compose
+
+    model, tokenizer = tiny_fp32
+    monkeypatch.setattr("moxi_pipeline.readme.compose.clean_section", lambda text, prefix, cut_by_budget=True: text)
+    seen = {}
+    real_drafts = compose._drafts
+
+    def spy(model, tokenizer, batch, decoding):
+        drafts = real_drafts(model, tokenizer, batch, decoding)
+        for job, ids in zip(batch, drafts):
+            seen[(job.repo_index, job.section)] = [job.prefix + tokenizer.decode(d, skip_special_tokens=True) for d in ids]
+        return drafts
+
+    monkeypatch.setattr(compose, "_drafts", spy)
+    decoding = DecodingConfig(max_new_tokens=8, mbr_candidates=3, batch_size=6)
+    jobs = compose.section_jobs(tokenizer, repos, [repo_facts(r) for r in repos], True)
+    out = compose.run_section_jobs(model, tokenizer, jobs, decoding, None)
+    assert set(out) == set(seen) and all(len(drafts) == 3 for drafts in seen.values())
+    for key, (text, tokens) in out.items():
+        assert text in seen[key]
+        assert tokens <= 3 * 8

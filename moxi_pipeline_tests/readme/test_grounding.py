@@ -7,8 +7,10 @@ import pytest
 from moxi_pipeline.readme.facts import repo_facts
 from moxi_pipeline.readme.grounding import (
     Evidence,
+    broken_anchors,
     file_mentions,
     ground_readme,
+    heading_anchors,
     known_paths,
     unknown_paths,
 )
@@ -224,3 +226,44 @@ def test_the_last_line_of_an_indented_or_unclosed_block_is_grounded_too(readme):
     text, report = ground_readme(readme, evidence)
     assert "etc/default" not in text and "docs/missing.md" not in text
     assert len(report.removed) == 1 and ("etc/default" in report.removed[0] or "docs/missing.md" in report.removed[0])
+
+
+# ---- in-page links -------------------------------------------------------------------------------
+
+ANCHORED = """# fetcher
+
+Fetch URLs. See [Usage](#usage), [the API](#api-overview) and [Getting started](#getting-started).
+
+## Getting Started!
+
+Run `fetch --help`.
+
+## Usage
+
+- [Options](#options)
+- [Usage again](#Usage)
+- [Package Overview](#package: overview)
+"""
+
+
+def test_an_in_page_link_to_a_missing_heading_keeps_its_text_and_is_counted():
+    # GitHub's anchors: "Getting Started!" -> #getting-started; anchors match case-insensitively
+    out, report = ground_readme(ANCHORED, EVIDENCE)
+    assert "See [Usage](#usage), the API and [Getting started](#getting-started)." in out
+    # a target with a space is no link at all (the reader sees the brackets): its text stays too
+    assert "- Options\n- [Usage again](#Usage)\n- Package Overview" in out
+    assert (report.paths, report.urls, report.commands, report.anchors) == (0, 0, 0, 3)
+    assert report.removed == ["#api-overview", "#options", "#package: overview"] and report.total() == 3
+    assert broken_anchors(out) == []
+
+
+def test_a_part_of_a_readme_links_to_the_headings_it_is_given():
+    out, report = ground_readme("## Usage\n\nInstall first: see [Installation](#installation).", EVIDENCE,
+                                anchors={"installation", "usage"})
+    assert "[Installation](#installation)" in out and report.anchors == 0
+
+
+def test_heading_anchors_follow_github():
+    text = "# Moxi\n\n## Getting Started!\n\n## Usage\n\n## Usage\n\n## C++ & Go: API\n\n```\n# not a heading\n```\n"
+    assert heading_anchors(text) == {"moxi", "getting-started", "usage", "usage-1", "c--go-api"}
+    assert broken_anchors("# X\n\n[a](#x) [b](#y) ![c](#z) [d](https://e.com/#y) [e](#x y)\n") == ["#y", "#x y"]

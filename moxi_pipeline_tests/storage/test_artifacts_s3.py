@@ -206,3 +206,24 @@ def test_s3_sft_dataset_is_published_with_its_uri_in_metadata(s3_endpoint, tmp_p
     fetched = store.fetch(uri)
     assert json.loads((fetched / "training_dataset.json").read_text()) == json.loads(
         (tmp_path / "sft" / "training_dataset.json").read_text())
+
+
+@pytest.mark.parametrize("uri", [f"s3://{BUCKET}/moxi/../../../escape", f"s3://{BUCKET}/a/./b", "s3://../moxi/x",
+                                 f"s3://{BUCKET}/moxi//x"])
+def test_s3_fetch_of_a_key_with_dot_parts_writes_nothing_outside_the_cache(s3_store, tmp_path, uri):
+    # the bucket's contents are untrusted: a key holding '..' must not land beside data/cache/s3
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if bucket == BUCKET:
+        s3_store.client.put_object(Bucket=BUCKET, Key=f"{key}/{MANIFEST}",
+                                   Body=json.dumps({"files": {"x.txt": {"size": 1, "sha256": "0" * 64}}}).encode())
+        s3_store.client.put_object(Bucket=BUCKET, Key=f"{key}/x.txt", Body=b"x")
+    with pytest.raises(ValueError, match="outside the cache"):
+        s3_store.fetch(uri)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere under tmp_path, the cache included
+
+
+@pytest.mark.parametrize("manifest", [[], {"files": ["a"]}, {"files": {"a": 5}}, {"files": {"a": {"size": 1}}}])
+def test_s3_fetch_of_a_manifest_of_another_shape_is_one_clear_error(s3_store, manifest):
+    s3_store.client.put_object(Bucket=BUCKET, Key=f"moxi/odd/{MANIFEST}", Body=json.dumps(manifest).encode())
+    with pytest.raises(ValueError, match=rf"artifact 's3://{BUCKET}/moxi/odd': {MANIFEST} is not"):
+        s3_store.fetch(f"s3://{BUCKET}/moxi/odd")

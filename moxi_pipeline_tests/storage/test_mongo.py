@@ -60,9 +60,11 @@ def test_mongo_unique_indexes_refuse_a_second_document_with_the_same_natural_key
     mongo_store.write_records("readme_chunks", [{"repo_url": "u", "chunk_index": 0, "content": "a"},
                                                 {"repo_url": "u", "chunk_index": 1, "content": "b"}], run_id="r")
     indexes = mongo_store.db["readme_chunks"].index_information().values()  # nx-27017 names indexes its own way
-    assert [index.get("unique") for index in indexes if index["key"] == [("repo_url", 1), ("chunk_index", 1)]] == [True]
+    # unique per run: a run's own documents never collide, and a later run writes beside them until it commits
+    assert [index.get("unique") for index in indexes
+            if index["key"] == [("repo_url", 1), ("chunk_index", 1), ("_run_id", 1)]] == [True]
     with pytest.raises(DuplicateKeyError):
-        mongo_store.db["readme_chunks"].insert_one({"repo_url": "u", "chunk_index": 1, "content": "c"})
+        mongo_store.db["readme_chunks"].insert_one({"repo_url": "u", "chunk_index": 1, "_run_id": "r", "content": "c"})
     with pytest.raises(ValueError, match=r"readme_chunks row 1 repeats the natural key \{'repo_url': 'u', 'chunk_index': 0\}"):
         mongo_store.write_records("readme_chunks", [{"repo_url": "u", "chunk_index": 0}] * 2, run_id="r2")
 
@@ -80,8 +82,12 @@ def test_mongo_reads_the_latest_run_and_keeps_documents_a_later_run_dropped(mong
     mongo_store.write_records("readme_samples", [_sample(1), _sample(2)], run_id="r1")
     mongo_store.write_records("readme_samples", [_sample(2)], run_id="r2")
     assert mongo_store.read_records("readme_samples") == [_sample(2)]
-    assert mongo_store.read_records("readme_samples", run_id="r1") == [_sample(1)]
     assert mongo_store.count("readme_samples") == 2
+    # r1 is no longer whole (r2 replaced one of its two): reading it is refused, not answered with half of it
+    with pytest.raises(ValueError, match=r"readme_samples: run r1 wrote 2 records, 1 are there now: a partial read is refused"):
+        mongo_store.read_records("readme_samples", run_id="r1")
+    with pytest.raises(FileNotFoundError, match="no complete run 'r9' in MongoDB collection 'readme_samples'"):
+        mongo_store.read_records("readme_samples", run_id="r9")
 
 
 def test_mongo_keys_with_dollar_dot_percent_and_json_in_values_round_trip_unchanged(mongo_store):

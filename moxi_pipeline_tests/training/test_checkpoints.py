@@ -258,7 +258,9 @@ def test_a_half_uploaded_checkpoint_is_skipped_for_the_complete_one_before_it(
     import torch
 
     _, saved, _ = killed
-    same = {"config": CONFIG.model_dump(mode="json"), "dataset_hash": "h"}
+    from moxi_pipeline.training.train import run_fingerprint
+
+    same = run_fingerprint(CONFIG, "h")
     publish_saved(s3, saved, "checkpoints/run-c", "checkpoint-2", same, tmp_path)
     # checkpoint-4's upload died before its manifest: some files there, no _manifest.json
     s3.client.put_object(Bucket=BUCKET, Key="moxi/checkpoints/run-c/checkpoint-4/trainer_state.json", Body=b"{}")

@@ -193,4 +193,5 @@ def repo_facts(record: RepoLike) -> RepoFacts:
         contributing_file=tree.root_file(file_tree, ("contributing",)),
         changelog_file=tree.root_file(file_tree, ("changelog", "changes", "history"), also_in=()),
         python_packages=tuple(tree.python_packages(file_tree)),
+        notes=tuple(note for m in manifests for note in m.notes),
     )

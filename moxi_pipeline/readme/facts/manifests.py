@@ -4,6 +4,10 @@ Key files are capped (4,000 characters), so a manifest may arrive cut mid-table.
 with `tomllib` after dropping trailing lines until it parses; JSON falls back to reading its top-level
 string fields with a regular expression. A manifest that yields nothing still says which ecosystem the
 repository belongs to.
+
+A manifest is untrusted input of any shape (`[project] scripts = 5`, Cargo `bin = 5`, `project = 5`, YAML
+tags, XML entities): a value of the wrong type is left out and named in `Manifest.notes`, and a parser that
+fails anyway yields an empty Manifest of its ecosystem with a note, so one odd file never stops a run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Manifest:
     requires: str | None = None  # the runtime it needs: "Python >=3.9", "Node.js >=18", "Go 1.21"
     private: bool = False  # package.json "private": true, a Cargo workspace root: not installable by name
     group: str | None = None  # Maven groupId
+    notes: tuple[str, ...] = ()  # what could not be read: "pyproject.toml: [project] scripts is int, not a table"
 
 
 def _toml(text: str) -> dict:
@@ -60,28 +65,43 @@ def _str(value) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _table(data: dict, key: str, notes: list[str], where: str) -> dict:
+    """`data[key]` when it is a table (dict); {} when absent; {} and a note when it is anything else."""
+    value = data.get(key)
+    if value is None or isinstance(value, dict):
+        return value or {}
+    notes.append(f"{where}{key} is {type(value).__name__}, not a table")
+    return {}
+
+
 def _requirement_name(spec: str) -> str:
     return re.split(r"[\s<>=!~;\[(@]", spec.strip(), maxsplit=1)[0]
 
 
 def _names(specs) -> tuple[str, ...]:
+    """Names from a table of name -> spec, or a list of "name>=1.0" strings; anything else gives none."""
     if isinstance(specs, dict):
-        return tuple(name for name in specs if name.lower() != "python")
-    return tuple(name for spec in specs or () if isinstance(spec, str) and (name := _requirement_name(spec)))
+        return tuple(name for name in specs if isinstance(name, str) and name.strip() and name.lower() != "python")
+    if not isinstance(specs, (list, tuple)):
+        return ()
+    return tuple(name for spec in specs if isinstance(spec, str) and (name := _requirement_name(spec)))
 
 
 def parse_pyproject(path: str, text: str) -> Manifest:
-    data = _toml(text)
-    project, poetry = data.get("project", {}), data.get("tool", {}).get("poetry", {})
-    python = _str(project.get("requires-python")) or _str(poetry.get("dependencies", {}).get("python"))
+    data, notes = _toml(text), []
+    project = _table(data, "project", notes, f"{path}: ")
+    poetry = _table(_table(data, "tool", notes, f"{path}: "), "poetry", notes, f"{path}: [tool] ")
+    poetry_deps = _table(poetry, "dependencies", notes, f"{path}: [tool.poetry] ")
+    python = _str(project.get("requires-python")) or _str(poetry_deps.get("python"))
+    scripts = _table(project, "scripts", notes, f"{path}: [project] ") or _table(poetry, "scripts", notes, f"{path}: [tool.poetry] ")
     return Manifest(
         "python", path,
         name=_str(project.get("name")) or _str(poetry.get("name")),
         description=_str(project.get("description")) or _str(poetry.get("description")),
         license=_str(project.get("license")) or _str(poetry.get("license")),
-        binaries=tuple(project.get("scripts", {}) or poetry.get("scripts", {})),
-        dependencies=_names(project.get("dependencies")) or _names(poetry.get("dependencies")),
-        requires=f"Python {python}" if python else None,
+        binaries=_names(scripts),
+        dependencies=_names(project.get("dependencies")) or _names(poetry_deps),
+        requires=f"Python {python}" if python else None, notes=tuple(notes),
     )
 
 
@@ -135,7 +155,7 @@ def parse_metadata(path: str, text: str) -> Manifest:
 
 def parse_requirements(path: str, text: str) -> Manifest:
     lines = [line.split("#")[0].strip() for line in text.splitlines()]
-    return Manifest("python", path, dependencies=_names(line for line in lines if line and not line.startswith("-")))
+    return Manifest("python", path, dependencies=_names([line for line in lines if line and not line.startswith("-")]))
 
 
 def parse_package_json(path: str, text: str) -> Manifest:
@@ -157,14 +177,19 @@ def parse_package_json(path: str, text: str) -> Manifest:
 
 
 def parse_cargo(path: str, text: str) -> Manifest:
-    data = _toml(text)
-    package = data.get("package", {})
-    bins = tuple(b["name"] for b in data.get("bin", []) if isinstance(b, dict) and b.get("name"))
+    data, notes = _toml(text), []
+    package = _table(data, "package", notes, f"{path}: ")
+    bin_tables = data.get("bin", [])
+    if not isinstance(bin_tables, list):
+        notes.append(f"{path}: bin is {type(bin_tables).__name__}, not an array of tables")
+        bin_tables = []
+    bins = tuple(name for b in bin_tables if isinstance(b, dict) and (name := _str(b.get("name"))))
     rust = _str(package.get("rust-version"))
     return Manifest(
         "rust", path, name=_str(package.get("name")), description=_str(package.get("description")),
-        license=_str(package.get("license")), binaries=bins, dependencies=_names(data.get("dependencies", {})),
-        requires=f"Rust {rust}" if rust else None, private="package" not in data,
+        license=_str(package.get("license")), binaries=bins,
+        dependencies=_names(_table(data, "dependencies", notes, f"{path}: ")),
+        requires=f"Rust {rust}" if rust else None, private="package" not in data, notes=tuple(notes),
     )
 
 
@@ -183,7 +208,7 @@ def parse_composer(path: str, text: str) -> Manifest:
     require = data.get("require") if isinstance(data.get("require"), dict) else {}
     return Manifest(
         "php", path, name=_str(data.get("name")), description=_str(data.get("description")),
-        license=_str(data.get("license")) if not isinstance(data.get("license"), list) else data["license"][0],
+        license=_str(data.get("license")) if not isinstance(data.get("license"), list) else _str((data["license"] or [None])[0]),
         dependencies=tuple(name for name in require if name != "php" and not name.startswith("ext-")),
         requires=f"PHP {require['php']}" if isinstance(require.get("php"), str) else None,
     )
@@ -241,7 +266,7 @@ def parse_pubspec(path: str, text: str) -> Manifest:
     data = data if isinstance(data, dict) else {}
     deps = data.get("dependencies") if isinstance(data.get("dependencies"), dict) else {}
     return Manifest("dart", path, name=_str(data.get("name")), description=_str(data.get("description")),
-                    dependencies=tuple(name for name in deps if name != "flutter"),
+                    dependencies=tuple(name for name in deps if isinstance(name, str) and name != "flutter"),
                     private=data.get("publish_to") == "none")
 
 
@@ -256,6 +281,14 @@ PARSERS = (
 )
 
 
+ECOSYSTEMS = {
+    parse_pyproject: "python", parse_setup_cfg: "python", parse_setup_py: "python", parse_package_json: "node",
+    parse_cargo: "rust", parse_go_mod: "go", parse_composer: "php", parse_gemspec: "ruby", parse_pom: "java",
+    parse_gradle: "java", parse_csproj: "dotnet", parse_pubspec: "dart", parse_requirements: "python",
+    parse_gemfile: "ruby", parse_metadata: "python",
+}
+
+
 def parse_manifest(path: str, text: str) -> Manifest | None:
     """The manifest in `text` when `path` names a manifest kind, else None."""
     import fnmatch
@@ -263,7 +296,10 @@ def parse_manifest(path: str, text: str) -> Manifest | None:
     name = PurePosixPath(path).name
     for pattern, parser in PARSERS:
         if fnmatch.fnmatchcase(name, pattern):
-            return parser(path, text)
+            try:
+                return parser(path, text)
+            except Exception as error:  # noqa: BLE001 -- any shape we did not foresee: no facts from it, and a note that says so
+                return Manifest(ECOSYSTEMS[parser], path, notes=(f"{path}: not read ({type(error).__name__}: {error})",))
     return None
 
 

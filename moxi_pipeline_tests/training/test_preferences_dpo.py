@@ -1,0 +1,135 @@
+"""preference_pairs and dpo_adapter on the tiny model: resumable pairs, the ROUGE-L rule, DPO moves the adapter."""
+
+import json
+
+import pytest
+
+from moxi_pipeline.readme.decoding import DecodingConfig
+from moxi_pipeline.records import SampleInput, SftSample
+from moxi_pipeline.training.preferences import (
+    SKIP_CLOSE,
+    PreferenceConfig,
+    build_preference_pairs,
+    prompt_key,
+    read_pairs,
+    write_pairs,
+)
+from moxi_pipeline_tests.export.test_export import save_random_adapter
+
+CONFIG = PreferenceConfig(decoding=DecodingConfig(max_new_tokens=12, temperature=0.7, batch_size=2), max_rouge_l=0.5)
+
+
+def _samples(n=5):
+    return [SftSample(instruction=f"Write the Usage section of tool{i}.", content=f"## Usage\n\nRun `tool{i} --help` to see options.",
+                      repo_url=f"https://github.com/o/tool{i}", repo=f"tool{i}", kind="section", split="train", section="usage",
+                      input=SampleInput(file_tree=(f"tool{i}/cli.py",), project_type="python_package"))
+            for i in range(n)] + [SftSample(instruction="Write the Usage section.", content="held out", repo_url="t",
+                                            repo="t", kind="section", split="test", section="usage",
+                                            input=SampleInput(file_tree=("a.py",), project_type="python_package"))]
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_model_dir):
+    from moxi_pipeline.models.base import load_model, load_tokenizer
+
+    return load_model(tiny_model_dir, "cpu"), load_tokenizer(tiny_model_dir)
+
+
+def test_pairs_use_train_prompts_and_resume_from_the_progress_file(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    samples = _samples()
+    progress = tmp_path / "progress.jsonl"
+    # a killed run left answers for the first two prompts: they are not generated again
+    progress.write_text("".join(json.dumps({"key": prompt_key(s), "rejected": "stale answer"}) + "\n" for s in samples[:2]))
+    result = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
+    assert result.generated == 3
+    assert len(progress.read_text().splitlines()) == 5
+    assert {pair.repo_url for pair in result.pairs} <= {s.repo_url for s in samples[:5]}
+    assert [p.rejected for p in result.pairs[:2]] == ["stale answer", "stale answer"]
+    assert all(pair.chosen.startswith("## Usage") and pair.rouge_l < 0.5 for pair in result.pairs)
+    again = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
+    assert again.generated == 0 and again.pairs == result.pairs
+    write_pairs(result.pairs, tmp_path / "pairs.jsonl")
+    assert read_pairs(tmp_path / "pairs.jsonl") == result.pairs
+
+
+def test_a_rejected_answer_close_to_the_real_one_is_skipped_and_counted(model_and_tokenizer, tmp_path):
+    model, tokenizer = model_and_tokenizer
+    samples = _samples(4)
+    progress = tmp_path / "progress.jsonl"
+    copies = [{"key": prompt_key(s), "rejected": s.content} for s in samples[:1]]
+    others = [{"key": prompt_key(s), "rejected": "something else entirely"} for s in samples[1:4]]
+    progress.write_text("".join(json.dumps(row) + "\n" for row in copies + others))
+    result = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
+    assert result.skipped == {SKIP_CLOSE: 1} and len(result.pairs) == 3
+    with pytest.raises(ValueError, match=r"1 of 4 prompts gave no pair, more than max_skipped_share=0.2"):
+        build_preference_pairs(model, tokenizer, samples, PreferenceConfig(max_skipped_share=0.2), progress)
+
+
+def test_dpo_moves_the_sft_adapter_and_keeps_base_and_reference(tiny_model_dir, tmp_path, model_and_tokenizer):
+    from safetensors.torch import load_file
+
+    from moxi_pipeline.models.writer import base_model_of
+    from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
+
+    model, tokenizer = model_and_tokenizer
+    sft = save_random_adapter(tiny_model_dir, tmp_path / "sft")
+    pairs = build_preference_pairs(model, tokenizer, _samples(4), CONFIG, tmp_path / "progress.jsonl").pairs
+    config = load_dpo_config("demo", max_steps=2, max_length=256, learning_rate=1e-2)
+    result = train_dpo(tiny_model_dir, sft, pairs, config, tmp_path / "dpo")
+    assert result.steps == 2 and {"loss", "rewards/margins", "rewards/accuracies"} <= set(result.history[0])
+    before, after = load_file(sft / "adapter_model.safetensors"), load_file(result.adapter_dir / "adapter_model.safetensors")
+    assert before.keys() == after.keys()  # the "default" adapter only; the frozen "ref" copy is not saved
+    assert any(not after[k].equal(before[k]) for k in before)
+    assert base_model_of(result.adapter_dir).resolve() == tiny_model_dir.resolve()
+
+
+def test_dpo_config_names_a_bad_field_and_dpo_needs_pairs(tiny_model_dir, tmp_path):
+    from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
+
+    with pytest.raises(ValueError, match=r"dpo profile 'demo': beta=0: Input should be greater than 0"):
+        load_dpo_config("demo", beta=0)
+    with pytest.raises(ValueError, match=r"dpo profile 'nope' does not exist; available: cpu, demo, gpu-3b"):
+        load_dpo_config("nope")
+    with pytest.raises(ValueError, match="DPO needs preference pairs"):
+        train_dpo(tiny_model_dir, tmp_path, [], load_dpo_config("demo"), tmp_path / "dpo")
+
+
+def test_grounding_counts_what_the_grounding_pass_would_cut_from_rejected_answers():
+    from moxi_pipeline.training.preferences import (
+        PreferencePair,
+        grounding_counts,
+        prompt_key,
+    )
+
+    samples = _samples(2)
+    # an invented path and an invented URL; nothing to cut
+    rejected = ["See `tools/missing_script.py` for the entry point.\n\nDocs at https://example.com/tool0/docs.\n",
+                "Run it."]
+    pairs = [PreferencePair(prompt_key(s), s.repo_url, s.section, [], s.content, text, 0.1)
+             for s, text in zip(samples, rejected)]
+    counts = grounding_counts(pairs, samples)
+    assert counts["answers_with_any"] == 1
+    assert counts["answers_with"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0}
+    assert counts["removed"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0}
+    with pytest.raises(ValueError, match="no SFT sample has its prompt"):
+        grounding_counts(pairs, samples[:1])
+
+
+@pytest.mark.parametrize(("train_profile", "dpo_profile"), [("demo", "demo"), ("cpu", "cpu"), ("gpu-3b", "gpu-3b"),
+                                                            ("gpu-7b", "demo")])
+def test_the_dpo_profile_follows_the_train_profile_where_one_exists(train_profile, dpo_profile):
+    from moxi_pipeline.training.dpo import default_dpo_profile
+
+    assert default_dpo_profile(train_profile) == dpo_profile
+    from moxi_pipeline.training.dpo import load_dpo_config
+
+    load_dpo_config(dpo_profile)  # every profile file loads and validates
+
+
+def test_a_bad_dpo_profile_setting_names_the_variable():
+    from moxi_pipeline.settings import load_settings
+
+    assert load_settings({"MOXI_DPO_PROFILE": "cpu"}).dpo_profile == "cpu"
+    with pytest.raises(ValueError, match="MOXI_DPO_PROFILE.*gpu-9b"):
+        load_settings({"MOXI_DPO_PROFILE": "gpu-9b"})
