@@ -25,7 +25,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	@start=$$(date +%s); \
-	$(VENV)/bin/dagster asset materialize -m moxi_pipeline.definitions --select '*' && \
+	MOXI_EXECUTOR=$${MOXI_EXECUTOR:-in_process} $(VENV)/bin/dagster asset materialize -m moxi_pipeline.definitions --select '*' && \
 	$(VENV)/bin/moxi report && \
 	echo "make demo: pipeline took $$(( $$(date +%s) - start )) s"
 

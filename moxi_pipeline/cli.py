@@ -244,7 +244,9 @@ def evaluate(args) -> int:
     print(f"wrote {paths['report']}", file=sys.stderr)
     for system, summary in result.systems.items():
         print(f"{system:<12} rougeL {summary['rougeL']:.3f}  unknown paths {summary['hallucinated_path_rate']:.1%}  "
-              f"invented URLs {summary['invented_urls']}  install right {_fmt(summary['install_ok'])}")
+              f"invented URLs {summary['invented_urls']}  install right {_fmt(summary['install_ok'])}  "
+              f"length ratio {_fmt(summary.get('length_ratio'))}  lint findings {_fmt(summary.get('lint_findings'))}  "
+              f"broken anchors {_fmt(summary.get('broken_anchors'))}  supported prose {_fmt(summary.get('supported_prose'))}")
     for pair, diff in result.paired.items():
         print(f"{pair}: rougeL {diff['mean']:+.4f} [{diff['ci'][0]:+.4f}, {diff['ci'][1]:+.4f}], "
               f"higher on {diff['wins']} of {diff['n']} repositories")

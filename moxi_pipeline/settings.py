@@ -11,7 +11,7 @@
                                     optionally with its own path: `installed,jsonl:extra.jsonl,github`
     MOXI_COLLECT_PATH=              the jsonl file or the local folder (~ expanded)
     MOXI_COLLECT_LIMIT=             a positive number of repositories, or empty for all
-    MOXI_EXECUTOR=multiprocess      multiprocess (Dagster's default) | k8s_job (each step in its own pod; deploy/k8s)
+    MOXI_EXECUTOR=multiprocess      multiprocess (Dagster's default) | in_process (make demo) | k8s_job (each step in its own pod; deploy/k8s)
 
 The external services keep the names their own tools use (no MOXI_ prefix); secrets are SecretStr, so
 they print as '**********' and never reach logs or metadata by accident:
@@ -34,6 +34,8 @@ they print as '**********' and never reach logs or metadata by accident:
     OPENAI_BASE_URL=                any OpenAI-compatible server (vLLM, Ollama, LM Studio)
     HF_TOKEN=                       only for pushing a dataset to the Hugging Face Hub (secret)
     MOXI_INSTRUCTIONS=template      template | openai: who writes each SFT sample's instruction
+    MOXI_PREFERENCES=sft            sft | openai: who writes each DPO pair's chosen answer (the real section, or the
+                                    MOXI_OPENAI_MODEL's grounded answer to the same prompt)
     MOXI_OPENAI_MODEL=gpt-4o-mini   and MOXI_OPENAI_{BATCH_SIZE,CONCURRENCY,MAX_REQUESTS,MAX_TOKENS,TIMEOUT_S,
                                     MAX_RETRIES,STRUCTURED_OUTPUT}: the openai backend (see README)
     MOXI_HF_DATASET_REPO=           owner/name: sft_dataset pushes the dataset there when HF_TOKEN is set
@@ -121,6 +123,8 @@ class Settings(BaseSettings):
     # Instruction backend and dataset publishing (sft_dataset): MOXI_INSTRUCTIONS=openai asks the
     # OpenAI-compatible model at OPENAI_BASE_URL for each sample's instruction; `template` needs nothing.
     instructions: Literal["template", "openai"] = "template"
+    # preference_pairs' chosen answer: the real grounded section (sft) or the openai backend's grounded answer
+    preferences: Literal["sft", "openai"] = "sft"
     openai_model: str = Field(default="gpt-4o-mini", min_length=1)
     openai_batch_size: int = Field(default=3, ge=1, le=20)  # items per request
     openai_concurrency: int = Field(default=4, ge=1, le=64)  # requests in flight at most
@@ -139,7 +143,7 @@ class Settings(BaseSettings):
     collect_cron: str = Field(default="0 3 * * 1", pattern=r"^\S+( \S+){4}$")
     test_mongodb_uri: SecretStr | None = None  # read by the test suite only: a real MongoDB instead of nx-27017
     # Scale-out (deploy/): how a run executes its steps; k8s_job needs dagster-k8s (the deploy extra).
-    executor: Literal["multiprocess", "k8s_job"] = "multiprocess"
+    executor: Literal["multiprocess", "in_process", "k8s_job"] = "multiprocess"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

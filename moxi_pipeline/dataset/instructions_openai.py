@@ -127,7 +127,10 @@ class _Run:
 
     def ask(self, items: list[InstructionItem], rejected: str = "") -> str | None:
         """The reply text for these items: from the cache, else one request (budget permitting)."""
-        messages = render_batch(items, self.config, rejected)
+        return self.ask_messages(render_batch(items, self.config, rejected), structured=True)
+
+    def ask_messages(self, messages: list[dict], structured: bool) -> str | None:
+        """The reply text for these messages: from the cache, else one request (budget permitting)."""
         key = request_key(self.config.model, messages)
         cached = self.store.cache.get(key)
         if cached is not None:
@@ -135,7 +138,7 @@ class _Run:
                 self.result.cache_hits += 1
             return cached["content"]
         self._take_budget()
-        reply = self._create(messages)
+        reply = self._create(messages, structured)
         usage = getattr(reply, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
         completion_tokens = getattr(usage, "completion_tokens", 0) or 0
@@ -160,10 +163,10 @@ class _Run:
                 raise _BudgetReached(f"{BUDGET_REASON}: max_tokens={config.max_tokens}")
             result.requests += 1
 
-    def _create(self, messages: list[dict]):
+    def _create(self, messages: list[dict], structured: bool):
         import openai
 
-        extra = {"response_format": RESPONSE_FORMAT} if self.config.structured_output else {}
+        extra = {"response_format": RESPONSE_FORMAT} if structured and self.config.structured_output else {}
         try:
             return self.client.chat.completions.create(
                 model=self.config.model, messages=messages, temperature=self.config.temperature, **extra)
@@ -285,3 +288,44 @@ def instruct_samples(client, samples: list[SftSample], config: OpenAIInstruction
         else:
             skipped.append(Skipped(f"{sample.repo_url} {sample.section}", result.failures[item.key]))
     return kept, skipped, result
+
+
+def answer_chats(client, chats: dict[str, list[dict]], config: OpenAIInstructionsConfig, store_dir: Path,
+                 log: Callable[[str], None] | None = None) -> InstructionsResult:
+    """The model's plain-text reply to each chat (key -> messages), in `result.instructions` (key -> reply); a key
+    without one is in `result.failures` with its reason. The same cache, budget, retries and resume as
+    `generate_instructions`: one request per chat, no response_format; a re-run pays for no reply twice."""
+    report = log or (lambda message: None)
+    store = _Store(store_dir, config.model)
+    run = _Run(client, config, store)
+    todo = {key: messages for key, messages in chats.items() if key not in store.done}
+    for key in chats.keys() - todo.keys():
+        run.result.instructions[key] = store.done[key]
+        run.result.resumed += 1
+
+    def answer(key: str) -> None:
+        item = InstructionItem(key=key, repo="", section="", project_type="", file_tree=(), text="")  # finish() reads the key
+        if run.stop is not None:
+            return
+        try:
+            reply = (run.ask_messages(todo[key], structured=False) or "").strip()
+        except _BudgetReached as stop:
+            with run.lock:
+                run.result.budget_stopped = str(stop)
+            run.finish(item, None, str(stop))
+            return
+        run.finish(item, reply or None, None if reply else "empty reply")
+
+    report(f"answers: {len(chats)} chats, {run.result.resumed} done by an earlier run, {len(todo)} to ask "
+           f"{config.model}")
+    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+        errors = [future.exception() for future in [pool.submit(answer, key) for key in todo]]
+    if run.stop is not None:
+        raise run.stop
+    for error in errors:
+        if error is not None:
+            raise error
+    result = run.result
+    report(f"answers: {len(result.instructions)} kept, {len(result.failures)} failed, {result.requests} requests, "
+           f"{result.cache_hits} cache hits" + (f"; stopped: {result.budget_stopped}" if result.budget_stopped else ""))
+    return result

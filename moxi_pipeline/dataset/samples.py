@@ -118,7 +118,7 @@ def chunk_section(chunk: ReadmeChunk) -> str | None:
     return "usage" if title and section_kind(title) == "usage" else None
 
 
-def _section_body(content: str) -> str:
+def section_body(content: str) -> str:
     """The chunk minus what the forced prefix already says (its heading or title) and minus page
     furniture a model cannot ground (HTML, badges and images). The body stops at its next heading, as
     generation does (`stop_at_heading`): a chunk that swallowed a short `## License` teaches nothing past it."""
@@ -151,7 +151,7 @@ def _truncate(text: str, max_chars: int) -> str:
 def section_sample(record: RepoRecord, chunk: ReadmeChunk, section: str, facts, evidence, split: str,
                    max_chars: int) -> SftSample | None:
     """The training twin of one generated section: same prompt, same forced start, a grounded answer."""
-    body, _ = ground_readme(_section_body(chunk.content), evidence)
+    body, _ = ground_readme(section_body(chunk.content), evidence)
     body = _truncate(body.strip(), max_chars)
     if not body:
         return None

@@ -5,8 +5,12 @@ import statistics
 import dagster as dg
 from pydantic import Field
 
+from moxi_pipeline.dataset.instructions_openai import (
+    InstructionEndpointError,
+    OpenAIInstructionsConfig,
+)
 from moxi_pipeline.defs.metadata import image
-from moxi_pipeline.defs.resources import ArtifactsResource
+from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 from moxi_pipeline.defs.training import GPU_POOL, GPU_TAGS
 from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.records import Artifact, SftSample
@@ -23,8 +27,10 @@ from moxi_pipeline.training.preferences import (
     grounding_counts,
     plot_lengths,
     read_pairs,
+    train_prompts,
     write_pairs,
 )
+from moxi_pipeline.training.preferences_openai import openai_chosen
 
 SETTINGS = load_settings()
 
@@ -40,12 +46,16 @@ class PreferencePairsConfig(dg.Config):
     max_new_tokens: int | None = Field(default=None, description="length of the SFT adapter's rejected answer")
     temperature: float | None = Field(default=None, description="sampling temperature of the rejected answer")
     device: str = Field(default="auto", description="auto | cpu | cuda")
+    preferences: str = Field(default=SETTINGS.preferences, description="sft | openai: the chosen answer is the real "
+                                                                       "section or the openai model's (MOXI_PREFERENCES)")
 
 
 @dg.asset(group_name="model", kinds={"pytorch"})
 def preference_pairs(context: dg.AssetExecutionContext, config: PreferencePairsConfig, artifacts: ArtifactsResource,
-                     base_model: Artifact, lora_adapter: Artifact, sft_dataset: list[SftSample]) -> Artifact:
-    """One (chosen: the real grounded section, rejected: the SFT adapter's raw answer) pair per train prompt.
+                     openai: OpenAIClient, base_model: Artifact, lora_adapter: Artifact,
+                     sft_dataset: list[SftSample]) -> Artifact:
+    """One (chosen: the real grounded section, or with preferences=openai the OpenAI-compatible model's grounded
+    answer; rejected: the SFT adapter's raw answer) pair per train prompt.
     Generation resumes from progress.jsonl after a kill; re-runs generate only what it lacks."""
     from pathlib import Path
 
@@ -54,18 +64,22 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PreferencePairsC
     profile = load_dpo_config(config.profile, **{name: value for name, value in (
         ("max_rouge_l", config.max_rouge_l), ("max_pairs", config.max_pairs),
         ("pair_max_new_tokens", config.max_new_tokens), ("pair_temperature", config.temperature)) if value is not None})
-    model, tokenizer = load_writer(WriterSpec(Path(base_model.path), Path(lora_adapter.path)), config.device)
-    decoding = DecodingConfig(max_new_tokens=profile.pair_max_new_tokens, temperature=profile.pair_temperature,
-                              top_p=0.9, batch_size=4)
+    if config.preferences not in ("sft", "openai"):
+        raise dg.Failure(description=f"preference_pairs config preferences={config.preferences!r}: choose sft or openai")
+    pair_config = PreferenceConfig(profile.max_rouge_l, profile.max_pairs, decoding=DecodingConfig(
+        max_new_tokens=profile.pair_max_new_tokens, temperature=profile.pair_temperature, top_p=0.9, batch_size=4))
     out_dir = artifacts.path("preferences", lora_adapter.metadata.get("run_id", "adapter"))
-    result = build_preference_pairs(model, tokenizer, sft_dataset,
-                                    PreferenceConfig(profile.max_rouge_l, profile.max_pairs, decoding=decoding),
-                                    out_dir / "progress.jsonl")
+    chosen, usage = None, {}
+    if config.preferences == "openai":
+        chosen, usage = _openai_chosen(context, openai, train_prompts(sft_dataset, pair_config), artifacts)
+    model, tokenizer = load_writer(WriterSpec(Path(base_model.path), Path(lora_adapter.path)), config.device)
+    result = build_preference_pairs(model, tokenizer, sft_dataset, pair_config, out_dir / "progress.jsonl", chosen)
     path = write_pairs(result.pairs, out_dir / "pairs.jsonl")
     grounding = grounding_counts(result.pairs, sft_dataset)
     context.add_output_metadata({
         "pairs": len(result.pairs), "generated_now": result.generated, "skipped": sum(result.skipped.values()),
         "skipped_by_reason": dg.MetadataValue.json(result.skipped), "profile": config.profile,
+        "chosen_from": f"openai:{SETTINGS.openai_model}" if config.preferences == "openai" else "sft", **usage,
         "chosen_chars_median": statistics.median(len(p.chosen) for p in result.pairs),
         "rejected_chars_median": statistics.median(len(p.rejected) for p in result.pairs),
         "rouge_l_mean": statistics.fmean(p.rouge_l for p in result.pairs),
@@ -77,6 +91,23 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PreferencePairsC
         "path": dg.MetadataValue.path(str(path)),
     })
     return Artifact(name="preference_pairs", path=str(path), metadata={"pairs": len(result.pairs)})
+
+
+def _openai_chosen(context, openai: OpenAIClient, samples: list[SftSample], artifacts: ArtifactsResource):
+    """Prompt key -> the openai model's grounded answer, and usage metadata; the backend's cache lives beside the
+    instructions' so a re-run (or another adapter's pairs for the same prompts) pays for no answer twice."""
+    config = OpenAIInstructionsConfig(
+        model=SETTINGS.openai_model, concurrency=SETTINGS.openai_concurrency, max_requests=SETTINGS.openai_max_requests,
+        max_tokens=SETTINGS.openai_max_tokens)
+    store = artifacts.path("openai_preferences")
+    with openai.get_client(context) as client:
+        try:
+            chosen, missing, result = openai_chosen(client, samples, config, store, log=context.log.info)
+        except InstructionEndpointError as error:
+            raise dg.Failure(description=f"preference_pairs: {error}; answers received are kept in {store} and a "
+                                         "re-run resumes from there") from None
+    usage = {f"openai_{key}": value for key, value in result.metadata().items() if key not in ("instructions", "failures")}
+    return chosen, {**usage, "openai_answers": len(chosen), "openai_missing": len(missing)}
 
 
 class DpoAdapterConfig(dg.Config):
@@ -96,7 +127,7 @@ def dpo_adapter(context: dg.AssetExecutionContext, config: DpoAdapterConfig, art
                        artifacts.path("models", "dpo_adapter", run_id))
     last = result.history[-1] if result.history else {}
     context.add_output_metadata({
-        "steps": result.steps, "duration_s": round(result.duration_s, 1), "final_loss": last.get("loss", float("nan")),
+        "steps": result.steps, "resumed_from_step": result.resumed_from_step, "duration_s": round(result.duration_s, 1), "final_loss": last.get("loss", float("nan")),
         "reward_margin": last.get("rewards/margins", float("nan")),
         "reward_accuracy": last.get("rewards/accuracies", float("nan")),
         "curves": image(plot_dpo(result.history, result.adapter_dir / "dpo_curves.png"), "DPO loss and rewards"),

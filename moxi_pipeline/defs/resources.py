@@ -59,8 +59,9 @@ class OpenAIClient(OpenAIResource):
     @contextmanager
     def get_client(self, context):
         if not self.api_key:
-            raise dg.Failure(description="instructions=openai needs OPENAI_API_KEY (any non-empty value for a local "
-                                         "server such as vLLM or Ollama) and OPENAI_BASE_URL for a non-OpenAI endpoint")
+            raise dg.Failure(description="the openai backends (MOXI_INSTRUCTIONS=openai, MOXI_PREFERENCES=openai) need "
+                                         "OPENAI_API_KEY (any non-empty value for a local server such as vLLM or "
+                                         "Ollama) and OPENAI_BASE_URL for a non-OpenAI endpoint")
         with super().get_client(context) as client:
             yield client
 

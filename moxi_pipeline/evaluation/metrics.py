@@ -119,14 +119,19 @@ def unclosed_fences(text: str) -> int:
     return count
 
 
-def lint_findings(text: str) -> dict[str, int]:
-    """Findings by rule: each LINT_RULES rule, `unclosed-fence`, and `broken-anchor` (in-page link to no heading)."""
-    from pymarkdown.api import PyMarkdownApi
+def lint_findings(text: str) -> dict[str, int] | None:
+    """Findings by rule: each LINT_RULES rule, `unclosed-fence`, and `broken-anchor` (in-page link to no heading);
+    None when the linter itself fails on the text (pymarkdownlnt 0.9 raises BadPluginError on some list items),
+    so one README the linter cannot read leaves the metric unknown, not the evaluation dead."""
+    from pymarkdown.api import PyMarkdownApi, PyMarkdownApiException
 
     found = dict.fromkeys(LINT_RULES, 0)
     if not text.strip():  # pymarkdownlnt refuses an empty string; an empty README breaks no rule
         return {**found, "unclosed-fence": 0, "broken-anchor": 0}
-    scanned = PyMarkdownApi().scan_string(text if text.endswith("\n") else text + "\n")
+    try:
+        scanned = PyMarkdownApi().scan_string(text if text.endswith("\n") else text + "\n")
+    except PyMarkdownApiException:
+        return None
     for failure in scanned.scan_failures:
         if failure.rule_id in found:
             found[failure.rule_id] += 1
@@ -215,7 +220,7 @@ def score_readme(prediction: str, reference: str, facts: RepoFacts, evidence: Ev
         "install_ok": install_ok(prediction, facts, evidence),
         "title_ok": title_ok(prediction, facts, repo),
         "degenerate": degenerate(prediction),
-        "lint_findings": sum(lint_findings(prediction).values()),
+        "lint_findings": None if (lint := lint_findings(prediction)) is None else sum(lint.values()),
         "broken_anchors": len(broken_anchors(prediction)),
         "supported_prose": supported_prose_share(prediction, facts, evidence, repo),
     }

@@ -19,7 +19,8 @@ from moxi_pipeline.evaluation.metrics import REFERENCE_CHARS
 SCORE_BARS = ("rougeL", "rouge1", "rouge2", "coverage")
 TRUST_BARS = ("hallucinated_path_rate", "invented_url_rate", "install_ok", "title_ok")
 TABLE = ("rougeL", "rouge1", "rouge2", "rougeL_full", "rouge1_full", "rouge2_full", "coverage", "length_ratio", "hallucinated_path_rate",
-         "invented_url_rate", "install_ok", "title_ok", "degenerate", "eval_loss", "perplexity", "tokens_per_s")
+         "invented_url_rate", "install_ok", "title_ok", "degenerate", "lint_findings", "broken_anchors", "supported_prose",
+         "eval_loss", "perplexity", "tokens_per_s")
 
 
 def _fmt(value) -> str:

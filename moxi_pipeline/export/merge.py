@@ -57,6 +57,8 @@ def merge_adapter(base_dir: str | Path | None, adapter_dir: str | Path, out_dir:
         shutil.copy(base_dir / "generation_config.json", staging / "generation_config.json")
     (staging / "README.md").write_text(model_card(base_dir, adapter_dir, eval_table))
     max_diff = max_abs_logit_diff(staging, ids, reference)
+    for path in staging.iterdir():  # safetensors writes its file 0600; a model to take away is readable by all
+        path.chmod(0o644)
     publish_dir(staging, out_dir)
     size = sum(path.stat().st_size for path in out_dir.glob("*.safetensors"))
     return MergeResult(out_dir=out_dir, base_dir=base_dir, max_abs_logit_diff=max_diff, size_bytes=size)

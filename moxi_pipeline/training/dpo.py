@@ -2,12 +2,19 @@
 
 The trainable adapter starts as the SFT adapter; given a PeftModel with no `ref_model`, DPOTrainer copies that
 adapter to a frozen "ref" adapter, so the reference is the SFT model, not the bare base model.
+
+Checkpoints as the SFT adapter has them (`train.py`'s helpers): with `save_steps`, the Trainer saves every N
+steps into `.<out_dir name>.checkpoints/` beside `out_dir`, fingerprinted by the config, the pairs' hash and the
+SFT adapter; a second call for the same `out_dir` resumes from the newest checkpoint of that same run (another
+run's are cleared). They are removed once the adapter is published.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from moxi_pipeline.storage.folders import publish_dir, staging_dir
 from moxi_pipeline.training.config import CONFIGS_DIR, describe_errors
 from moxi_pipeline.training.preferences import PreferencePair
+from moxi_pipeline.training.train import (
+    checkpoint_dir_for,
+    checkpoint_step,
+    latest_checkpoint,
+    run_fingerprint,
+)
 
 
 class DpoConfig(BaseModel):
@@ -34,6 +47,8 @@ class DpoConfig(BaseModel):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(768, ge=32)
     logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(0, ge=0)  # 0: no checkpoints, a killed run starts over
+    save_total_limit: int = Field(1, ge=1)  # checkpoints kept; only the newest is resumed
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     # preference_pairs: how many train prompts the SFT adapter answers, and how
     max_pairs: int | None = Field(48, ge=1)  # None: every train prompt
@@ -65,11 +80,19 @@ class DpoResult:
     steps: int
     duration_s: float
     history: list[dict]  # TRL's log rows: loss, rewards/margins, rewards/accuracies per logging step
+    resumed_from_step: int = 0  # the checkpoint's step this call continued from; 0: started fresh
+
+
+def pairs_hash(pairs: list[PreferencePair]) -> str:
+    """What a checkpoint's fingerprint records of the data: the DPO rows, in order."""
+    text = json.dumps([pair.to_dpo_row() for pair in pairs], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: list[PreferencePair], config: DpoConfig,
-              out_dir: str | Path) -> DpoResult:
-    """A DPO adapter in `out_dir`, with training_config.json naming its base model, as an SFT adapter has."""
+              out_dir: str | Path, callbacks: list | None = None) -> DpoResult:
+    """A DPO adapter in `out_dir`, with training_config.json naming its base model, as an SFT adapter has.
+    With `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint of this run."""
     import torch
     from datasets import Dataset
     from peft import PeftModel
@@ -86,20 +109,28 @@ def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: li
         raise ValueError(f"adapter {sft_adapter_dir} was trained on another base model than {base_model_dir}: "
                          f"{str(error)[:300]}") from error
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir))
-    staging = staging_dir(out_dir)
+    checkpoints = checkpoint_dir_for(out_dir)
+    # a checkpoint of another config, other pairs or another SFT adapter is cleared, not resumed
+    fingerprint = {**run_fingerprint(config, pairs_hash(pairs)), "sft_adapter_dir": str(sft_adapter_dir.resolve())}
+    resume_from = latest_checkpoint(checkpoints, fingerprint) if config.save_steps else None
     args = DPOConfig(
-        output_dir=str(staging / "checkpoints"), beta=config.beta, loss_type=[config.loss_type],
+        output_dir=str(checkpoints), beta=config.beta, loss_type=[config.loss_type],
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type, max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_length=config.max_length,
-        logging_steps=config.logging_steps, save_strategy="no", report_to=[],
+        logging_steps=config.logging_steps, report_to=[],
+        save_strategy="steps" if config.save_steps else "no", save_steps=config.save_steps or 500,
+        save_total_limit=config.save_total_limit,
         use_cpu=config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available()),
     )
     dataset = Dataset.from_list([pair.to_dpo_row() for pair in pairs])
-    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=callbacks)
+    resumed_step, _ = checkpoint_step(resume_from)  # read now: save_total_limit may delete it during training
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     duration_s = time.perf_counter() - started
+    staging = staging_dir(out_dir)
     model.save_pretrained(str(staging), selected_adapters=["default"])
     tokenizer.save_pretrained(str(staging))
     history = [row for row in trainer.state.log_history if "loss" in row]
@@ -110,7 +141,8 @@ def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: li
     }, indent=2))
     (staging / "train_log.json").write_text(json.dumps(history, indent=2))
     publish_dir(staging, out_dir)
-    return DpoResult(out_dir, trainer.state.global_step, duration_s, history)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: nothing left to resume
+    return DpoResult(out_dir, trainer.state.global_step, duration_s, history, resumed_step)
 
 
 def plot_dpo(history: list[dict], path: str | Path) -> Path:

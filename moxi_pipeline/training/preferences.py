@@ -1,7 +1,8 @@
 """Preference pairs for DPO: the real README section against the SFT adapter's own answer to the same prompt.
 
 - prompt: a train-split SFT sample's prompt (the prompts `sft_dataset` trains on);
-- chosen: that sample's content, the real section cleaned and grounded exactly as the SFT answer is;
+- chosen: that sample's content, the real section cleaned and grounded exactly as the SFT answer is; or, given
+  `chosen` (MOXI_PREFERENCES=openai, `preferences_openai.py`), an OpenAI-compatible model's grounded answer;
 - rejected: the SFT adapter's generation for the prompt, raw, *before* the grounding pass, so what grounding
   would cut (invented paths, URLs, commands; repetition; copied key files) is what DPO teaches it to avoid.
 
@@ -26,6 +27,7 @@ from moxi_pipeline.training.tokenize import chat_text
 
 SKIP_EMPTY = "rejected answer is empty"
 SKIP_CLOSE = "rejected too close to chosen (ROUGE-L >= max_rouge_l)"
+SKIP_NO_CHOSEN = "no chosen answer"
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,22 @@ def prompt_key(sample: SftSample) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def train_prompts(samples: list[SftSample], config: PreferenceConfig) -> list[SftSample]:
+    """The train-split samples whose prompts become pairs, in order."""
+    return [s for s in samples if s.split == "train"][: config.max_pairs]
+
+
 def build_preference_pairs(model, tokenizer, samples: list[SftSample], config: PreferenceConfig,
-                           progress_path: str | Path) -> PreferenceResult:
-    """One pair per train-split sample whose rejected answer differs enough; answers resume from `progress_path`."""
-    train = [s for s in samples if s.split == "train"][: config.max_pairs]
+                           progress_path: str | Path, chosen: dict[str, str] | None = None) -> PreferenceResult:
+    """One pair per train-split sample whose rejected answer differs enough; answers resume from `progress_path`.
+    `chosen`: prompt key -> chosen answer, replacing the real section; a prompt it lacks gives no pair."""
+    train = train_prompts(samples, config)
     if not train:
         raise ValueError("preference pairs need train-split SFT samples; sft_dataset has none")
     log = AppendLog(progress_path)
     answers = {row["key"]: row["rejected"] for row in log.read()}
-    todo = [s for s in train if prompt_key(s) not in answers]
+    # a prompt with no chosen answer gives no pair: its rejected answer is not worth generating
+    todo = [s for s in train if prompt_key(s) not in answers and (chosen is None or prompt_key(s) in chosen)]
     size = config.decoding.batch_size
     for start in range(0, len(todo), size):
         batch = todo[start : start + size]
@@ -93,15 +102,18 @@ def build_preference_pairs(model, tokenizer, samples: list[SftSample], config: P
             log.append({"key": prompt_key(sample), "rejected": answers[prompt_key(sample)]})
     pairs, skipped = [], Counter()
     for sample in train:
-        rejected = answers[prompt_key(sample)]
-        score = rouge_l(sample.content, rejected) if rejected else 0.0
-        if not rejected:
+        rejected = answers.get(prompt_key(sample), "")
+        best = sample.content if chosen is None else chosen.get(prompt_key(sample), "")
+        score = rouge_l(best, rejected) if rejected and best else 0.0
+        if not best:
+            skipped[SKIP_NO_CHOSEN] += 1
+        elif not rejected:
             skipped[SKIP_EMPTY] += 1
         elif score >= config.max_rouge_l:
             skipped[SKIP_CLOSE] += 1
         else:
             pairs.append(PreferencePair(prompt_key(sample), sample.repo_url, sample.section,
-                                        to_prompt_completion(sample)["prompt"], sample.content, rejected, score))
+                                        to_prompt_completion(sample)["prompt"], best, rejected, score))
     if sum(skipped.values()) > config.max_skipped_share * len(train) or not pairs:
         raise ValueError(f"preference pairs: {sum(skipped.values())} of {len(train)} prompts gave no pair, more than "
                          f"max_skipped_share={config.max_skipped_share} ({dict(skipped)})")

@@ -376,4 +376,4 @@ def test_openai_backend_without_a_key_fails_naming_the_variable(tmp_path):
 
     result = _materialize(tmp_path, OpenAIClient(api_key=""))
     [failure] = [event for event in result.all_events if event.is_step_failure]
-    assert "instructions=openai needs OPENAI_API_KEY" in failure.step_failure_data.user_failure_data.description
+    assert "MOXI_INSTRUCTIONS=openai, MOXI_PREFERENCES=openai) need OPENAI_API_KEY" in failure.step_failure_data.user_failure_data.description

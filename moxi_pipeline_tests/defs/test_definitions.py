@@ -316,3 +316,14 @@ def test_adapter_check_needs_both_baselines_beaten_and_few_invented_paths(tuned,
     result = adapter_beats_base_and_template(
         Artifact(name="eval_report", path="x", metadata={k: v for k, v in metadata.items() if v is not None}))
     assert (result.passed, result.severity) == (passed, dg.AssetCheckSeverity.WARN)
+
+
+@pytest.mark.parametrize("name, expected", [("multiprocess", None), ("in_process", "in_process")])
+def test_the_executor_setting_picks_dagsters_executor(name, expected):
+    # make demo runs in_process: the steps run one at a time on 2 cores anyway, without a subprocess each
+    from moxi_pipeline.defs.executors import run_executor
+    from moxi_pipeline.settings import load_settings
+
+    assert load_settings({"MOXI_EXECUTOR": name}).executor == name
+    executor = run_executor(name)
+    assert (executor.name if executor is not None else None) == expected

@@ -368,3 +368,17 @@ def test_an_empty_readme_has_no_lint_findings():
     from moxi_pipeline.evaluation.metrics import LINT_RULES, lint_findings
 
     assert lint_findings("") == {**dict.fromkeys(LINT_RULES, 0), "unclosed-fence": 0, "broken-anchor": 0}
+
+
+def test_a_readme_the_linter_cannot_read_leaves_lint_unknown_not_the_evaluation_dead(monkeypatch):
+    # pymarkdownlnt 0.9.41 raised BadPluginError ("invalid literal for int()") on one dev.jsonl README and took
+    # an 11-minute `moxi evaluate` down with it
+    from pymarkdown.api import PyMarkdownApi, PyMarkdownApiException
+
+    from moxi_pipeline.evaluation.metrics import lint_findings
+
+    def crash(self, text):
+        raise PyMarkdownApiException("BadPluginError encountered while scanning")
+
+    monkeypatch.setattr(PyMarkdownApi, "scan_string", crash)
+    assert lint_findings("# a\n\n1. x\n") is None

@@ -75,6 +75,8 @@ def test_merged_folder_is_plain_transformers_with_a_model_card(merged):
     assert front["library_name"] == "transformers"
     assert front["license"] == "apache-2.0"
     assert {"base_model", "datasets", "tags"} <= set(front)
+    # readable by others: a model to take away (safetensors writes 0600)
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in merged.out_dir.iterdir())
 
 
 def test_merge_names_a_missing_base_model(adapter_dir, tmp_path):

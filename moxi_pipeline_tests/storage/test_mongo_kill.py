@@ -30,7 +30,7 @@ with MongoStore(uri, db, batch_size=4) as store:
     store.write_records("readme_samples", rows(), run_id=run)
 print("done", flush=True)
 """
-RUNS = 20
+RUNS = 21  # at least 20 writers killed (the issue asks N >= 20)
 
 
 def _rows(run: str, n: int) -> list[dict]:
@@ -79,7 +79,7 @@ def test_writers_killed_at_random_points_lose_no_record_and_give_no_partial_read
     started = time.monotonic()
     for number in range(RUNS):
         run, n = f"run-{number}", rng.randint(10, 18)
-        kill_at = rng.randint(0, n - 1) if rng.random() < 0.85 else None  # ~15% of runs are left to finish
+        kill_at = rng.randint(0, n - 2)  # every run is killed at a random row, with at least one row still to go
         finished = _write(mongo_uri, db, run, n, kill_at, after_s=rng.uniform(0, 0.03))
         killed += not finished
         with MongoStore(mongo_uri, db) as store:
@@ -95,5 +95,5 @@ def test_writers_killed_at_random_points_lose_no_record_and_give_no_partial_read
     elapsed_s = time.monotonic() - started
     FAULT_FIGURES.append(f"MongoDB writer SIGKILLed at a random row in {killed} of {RUNS} runs (nx-27017, real socket, "
                          f"{elapsed_s:.1f}s): records lost {lost}, partial reads {partial}")
-    assert killed >= RUNS // 2
+    assert killed >= RUNS - 1  # a kill may land after the writer finished (30 ms grace): at most one such race
     assert (lost, partial) == (0, 0)

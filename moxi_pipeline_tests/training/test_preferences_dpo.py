@@ -84,6 +84,47 @@ def test_dpo_moves_the_sft_adapter_and_keeps_base_and_reference(tiny_model_dir, 
     assert base_model_of(result.adapter_dir).resolve() == tiny_model_dir.resolve()
 
 
+class _Killed(RuntimeError):
+    pass
+
+
+def _kill_after_saving(step):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # after the checkpoint of `step` is on disk
+            if state.global_step == step:
+                raise _Killed(f"killed after step {step}")
+
+    return Kill()
+
+
+def test_a_killed_dpo_run_resumes_from_its_checkpoint_and_a_changed_one_starts_over(tiny_model_dir, tmp_path):
+    from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
+    from moxi_pipeline.training.preferences import PreferencePair
+    from moxi_pipeline.training.train import checkpoint_dir_for
+
+    sft = save_random_adapter(tiny_model_dir, tmp_path / "sft")
+    pairs = [PreferencePair(f"k{i}", s.repo_url, s.section, [{"role": "user", "content": s.instruction}], s.content,
+                            f"Made up {i}.", 0.1) for i, s in enumerate(_samples(4)[:4])]
+    config = load_dpo_config("demo", max_steps=4, max_length=128, save_steps=2)
+    out = tmp_path / "dpo"
+    with pytest.raises(_Killed):
+        train_dpo(tiny_model_dir, sft, pairs, config, out, callbacks=[_kill_after_saving(2)])
+    checkpoints = checkpoint_dir_for(out)
+    assert (checkpoints / "checkpoint-2").is_dir() and not out.exists()
+    result = train_dpo(tiny_model_dir, sft, pairs, config, out)
+    assert result.resumed_from_step == 2 and result.steps == 4
+    # the whole curve: steps 1-2 come back with the checkpoint's trainer state
+    assert [row["step"] for row in result.history] == [1, 2, 3, 4]
+    assert (out / "adapter_model.safetensors").is_file() and not checkpoints.exists()
+    # killed again, then re-run with other pairs: the checkpoint is another run's, cleared, not resumed
+    with pytest.raises(_Killed):
+        train_dpo(tiny_model_dir, sft, pairs, config, tmp_path / "dpo2", callbacks=[_kill_after_saving(2)])
+    other = train_dpo(tiny_model_dir, sft, pairs[::-1], config, tmp_path / "dpo2")
+    assert other.resumed_from_step == 0 and other.steps == 4
+
+
 def test_dpo_config_names_a_bad_field_and_dpo_needs_pairs(tiny_model_dir, tmp_path):
     from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
 
