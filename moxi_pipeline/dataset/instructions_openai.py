@@ -261,19 +261,24 @@ def generate_instructions(client, items: list[InstructionItem], config: OpenAIIn
     batches = [todo[i:i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
     report(f"instructions: {len(unique)} items, {run.result.resumed} done by an earlier run, "
            f"{len(batches)} batches of <= {config.batch_size} for {config.model}")
-    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
-        futures = [pool.submit(run.run_batch, batch) for batch in batches]
-        errors = [future.exception() for future in futures]
-    if run.stop is not None:
-        raise run.stop
-    for error in errors:
-        if error is not None:
-            raise error
+    _run_all(run, config.concurrency, run.run_batch, batches)
     result = run.result
     report(f"instructions: {len(result.instructions)} kept, {len(result.failures)} failed, {result.requests} requests, "
            f"{result.cache_hits} cache hits, {result.prompt_tokens}+{result.completion_tokens} tokens"
            + (f"; stopped: {result.budget_stopped}" if result.budget_stopped else ""))
     return result
+
+
+def _run_all(run: _Run, concurrency: int, work: Callable, jobs: list) -> None:
+    """`work(job)` for every job on `concurrency` threads; then the run's stop (budget, endpoint) or the first
+    error a job raised, so nothing fails silently."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        errors = [future.exception() for future in [pool.submit(work, job) for job in jobs]]
+    if run.stop is not None:
+        raise run.stop
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def instruct_samples(client, samples: list[SftSample], config: OpenAIInstructionsConfig, store_dir: Path,
@@ -318,13 +323,7 @@ def answer_chats(client, chats: dict[str, list[dict]], config: OpenAIInstruction
 
     report(f"answers: {len(chats)} chats, {run.result.resumed} done by an earlier run, {len(todo)} to ask "
            f"{config.model}")
-    with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
-        errors = [future.exception() for future in [pool.submit(answer, key) for key in todo]]
-    if run.stop is not None:
-        raise run.stop
-    for error in errors:
-        if error is not None:
-            raise error
+    _run_all(run, config.concurrency, answer, list(todo))
     result = run.result
     report(f"answers: {len(result.instructions)} kept, {len(result.failures)} failed, {result.requests} requests, "
            f"{result.cache_hits} cache hits" + (f"; stopped: {result.budget_stopped}" if result.budget_stopped else ""))
