@@ -12,6 +12,11 @@ ENV PYTHONUNBUFFERED=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home \
     MOXI_DATA_DIR=/data
 
+# jemalloc for every process: under glibc's malloc CPU training's resident memory grows each step (docs/training.md)
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
+
 RUN useradd --create-home --uid 1000 moxi \
  && mkdir -p /opt/dagster/dagster_home /opt/moxi /data \
  && chown -R moxi:moxi /opt/dagster /data

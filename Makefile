@@ -6,7 +6,12 @@ TORCH_SPEC ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install browser demo test test-fast dev generate serve bench clean
+.PHONY: install browser allocator demo test test-fast dev generate serve bench clean
+
+# jemalloc for the processes that train: under glibc's malloc a CPU training run's resident memory grows ~250 MB
+# a step (8 micro-batches of new shapes fragment the heap), under jemalloc it stays flat and ~2 GB smaller
+# (docs/training.md, benchmarks/train_memory.py). Recursively expanded: found after `allocator` has run.
+JEMALLOC = $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))
 
 install: $(VENV)/.installed
 
@@ -23,9 +28,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install allocator $(DAGSTER_HOME)/dagster.yaml
 	@start=$$(date +%s); \
-	MOXI_EXECUTOR=$${MOXI_EXECUTOR:-in_process} $(VENV)/bin/dagster asset materialize -m moxi_pipeline.definitions --select '*' && \
+	LD_PRELOAD=$(JEMALLOC) MOXI_EXECUTOR=$${MOXI_EXECUTOR:-in_process} $(VENV)/bin/dagster asset materialize -m moxi_pipeline.definitions --select '*' && \
 	$(VENV)/bin/moxi report && \
 	echo "make demo: pipeline took $$(( $$(date +%s) - start )) s"
 
@@ -36,8 +41,14 @@ browser:
 	  { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
 	  echo "make: could not install chromium; the browser test will be skipped (see the pytest summary)"
 
+# Debian's libjemalloc2, when missing and we can (root, apt-get); without it training runs under glibc's malloc.
+allocator:
+	@[ -n "$(JEMALLOC)" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq libjemalloc2 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libjemalloc2 >/dev/null; }; }; } || \
+	  echo "make: could not install libjemalloc2; training runs under glibc's malloc, its memory grows each step"
+
 # lint-imports: the layering contracts in pyproject.toml ([tool.importlinter]); a broken one names the import.
-test: install browser
+test: install browser allocator
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -45,8 +56,8 @@ test-fast: install browser
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow"
 
-dev: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -w workspace.yaml
+dev: install allocator $(DAGSTER_HOME)/dagster.yaml
+	LD_PRELOAD=$(JEMALLOC) $(VENV)/bin/dagster dev -w workspace.yaml
 
 # The web page for writing or completing a README (the `web` extra); HOST=0.0.0.0 opens it to the network.
 serve: install

@@ -14,6 +14,7 @@ Variants (the first is the baseline, the second the candidate the last line comp
   arena2   MALLOC_ARENA_MAX=2
   onednn0  ONEDNN_PRIMITIVE_CACHE_CAPACITY=0: no cached oneDNN kernels per shape
   jemalloc LD_PRELOAD of Debian's libjemalloc2 instead of glibc's malloc
+  pad64    every micro-batch padded to a multiple of 64 tokens (SFTConfig.pad_to_multiple_of): shapes repeat
 
 Every sample has its own length (batch 1, no padding), so every micro-batch allocates activations of new sizes.
 The last line is exactly:
@@ -113,8 +114,11 @@ def run_variant(variant: str, base_model: str, records: str, steps: int, max_len
     if variant == "trim":
         callbacks.insert(0, trim_callback())  # trims before the RSS is read
     with tempfile.TemporaryDirectory() as tmp:
+        args = sft_config(config, Path(tmp), "cpu", has_eval=False)
+        if variant == "pad64":
+            args.pad_to_multiple_of = 64  # padding is label -100 and masked: the loss is unchanged
         trainer = import_backend("hf", config.completion_logits_only)(
-            model=model, args=sft_config(config, Path(tmp), "cpu", has_eval=False),
+            model=model, args=args,
             train_dataset=build_dataset(tokenizer, samples, config), processing_class=tokenizer,
             peft_config=peft_config, callbacks=callbacks)
         trainer.train()

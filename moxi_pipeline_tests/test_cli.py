@@ -279,3 +279,14 @@ def test_export_an_unknown_gguf_type_is_named(tmp_path, data_dir, tiny_model_dir
     _train_latest(data_dir, tiny_model_dir)
     assert main(["export", "latest", "--out", str(tmp_path / "export"), "--gguf", "q3_k"]) == 2
     assert "moxi: gguf type ['q3_k'] is not one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+@pytest.mark.parametrize("option, message", [
+    (["--length-scale", "0"], "--length-scale 0.0: must be above 0 (1 keeps the default section budgets)"),
+    (["--mbr", "-2"], "--mbr -2: the number of drafts per section must be 0 (greedy) or more"),
+])
+def test_a_bad_decoding_option_is_named_before_anything_loads(tmp_path, data_dir, capsys, command, option, message):
+    target = [str(_repo(tmp_path))] if command == "generate" else ["--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]
+    assert main([command, *target, "--adapter", "none", *option]) == 2
+    assert capsys.readouterr().err == f"moxi: {message}\n"

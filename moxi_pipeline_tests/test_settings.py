@@ -87,6 +87,12 @@ def test_local_base_model_folder_is_expanded(project):
     assert load_settings({"MOXI_BASE_MODEL": "HuggingFaceTB/SmolLM2-135M"}).base_model == "HuggingFaceTB/SmolLM2-135M"
 
 
+@pytest.mark.parametrize("name", ["embedded", "gemma3-270m"])
+def test_embedded_base_model_names_are_accepted_as_given(project, name):
+    # a name of models.base.EMBEDDED_GGUF_SOURCES is neither a path to check nor changed
+    assert load_settings({"MOXI_BASE_MODEL": f" {name} "}).base_model == name
+
+
 def test_service_variables_keep_their_own_names_and_hide_secrets(project):
     (project / ".env").write_text("GITHUB_TOKEN=ghp_fromdotenv\nMONGODB_DB_NAME=readmes\n")
     settings = load_settings({

@@ -124,7 +124,7 @@ def dpo_adapter(context: dg.AssetExecutionContext, config: DpoAdapterConfig, art
     dpo_config = load_dpo_config(config.profile, **overrides)
     run_id = lora_adapter.metadata.get("run_id", "adapter")
     result = train_dpo(base_model.path, lora_adapter.path, read_pairs(preference_pairs.path), dpo_config,
-                       artifacts.path("models", "dpo_adapter", run_id))
+                       artifacts.path("models", "dpo_adapter", run_id), checkpoint_store=artifacts.checkpoint_store())
     last = result.history[-1] if result.history else {}
     context.add_output_metadata({
         "steps": result.steps, "resumed_from_step": result.resumed_from_step, "duration_s": round(result.duration_s, 1), "final_loss": last.get("loss", float("nan")),

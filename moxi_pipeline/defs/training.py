@@ -24,7 +24,8 @@ GPU_TAGS = {"moxi/device": "gpu", "dagster-k8s/config": {"container_config": {"r
 
 
 class BaseModelConfig(dg.Config):
-    source: str = Field(default=SETTINGS.base_model, description="'embedded' (SmolLM2-135M GGUF), a HF id or a local path")
+    source: str = Field(default=SETTINGS.base_model, description="'embedded' (SmolLM2-135M GGUF), 'gemma3-270m' (the gemma extra), "
+                        "a HF id or a local path")
 
 
 @dg.asset(group_name="model", kinds={"pytorch"})
@@ -86,7 +87,7 @@ def lora_adapter(
         "train_tokens": result.train_tokens, "final_loss": result.losses[-1][1] if result.losses else float("nan"),
         "eval_loss": result.eval_loss if result.eval_loss is not None else float("nan"),
         "resumed_from_step": result.resumed_from_step, "peak_memory_mb": result.peak_memory_mb,
-        "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
+        "allocator": result.allocator, "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
         "adapter_dir": dg.MetadataValue.path(result.adapter_dir), "adapter_uri": uri,
     })
     return Artifact(name="lora_adapter", path=result.adapter_dir,

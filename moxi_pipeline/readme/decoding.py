@@ -52,6 +52,8 @@ class DecodingConfig:
     # agrees most with the others (ROUGE-L); 0 or 1 decodes once, with `temperature` (greedy by default).
     mbr_candidates: int = 0
     mbr_temperature: float = 0.7  # sampling temperature of the MBR drafts
+    # each model-written section's token budget (compose.SECTION_TOKENS) times this; max_new_tokens still caps it
+    section_tokens_scale: float = 1.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -64,6 +66,7 @@ class DecodingConfig:
             "batch_size": self.batch_size >= 1,
             "mbr_candidates": self.mbr_candidates >= 0,
             "mbr_temperature": self.mbr_temperature > 0,
+            "section_tokens_scale": self.section_tokens_scale > 0,
         }
         for field, ok in checks.items():
             if not ok:

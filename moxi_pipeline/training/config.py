@@ -65,7 +65,7 @@ class TrainConfig(BaseModel):
     report_to: tuple[Literal["tensorboard", "wandb", "comet_ml"], ...] = ()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
+    def _consistent(self) -> TrainConfig:
         if self.min_completion_tokens >= self.max_length:
             raise ValueError(
                 f"min_completion_tokens={self.min_completion_tokens} must be below max_length={self.max_length}"
@@ -134,9 +134,9 @@ def check_runtime(config: TrainConfig, device: str) -> None:
     """QLoRA and Unsloth need CUDA and their packages; say so before any model loads."""
     gpu_only = [("quantization", config.quantization, "4bit"), ("backend", config.backend, "unsloth"),
                 ("attn_implementation", config.attn_implementation, "flash_attention_2")]
-    for field, value, gpu_value in gpu_only:
+    for name, value, gpu_value in gpu_only:
         if value == gpu_value and device != "cuda":
-            raise ValueError(f"{field}={value!r} needs a CUDA GPU, but training runs on {device!r}")
+            raise ValueError(f"{name}={value!r} needs a CUDA GPU, but training runs on {device!r}")
     needed = (["bitsandbytes"] if config.quantization == "4bit" else []) + (
         ["unsloth"] if config.backend == "unsloth" else []
     )
@@ -165,3 +165,4 @@ class TrainResult:
     eval_losses: list[tuple[int, float]] = field(default_factory=list)  # evals during training
     steps_planned: int = 0  # max_steps, or what num_train_epochs came to; `steps` are the steps done
     stopped_by_budget: bool = False  # max_train_minutes ran out before steps_planned
+    allocator: str = "glibc"  # the process's malloc: "jemalloc" when preloaded (make demo/dev), else glibc's

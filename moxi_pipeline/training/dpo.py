@@ -6,7 +6,8 @@ adapter to a frozen "ref" adapter, so the reference is the SFT model, not the ba
 Checkpoints as the SFT adapter has them (`train.py`'s helpers): with `save_steps`, the Trainer saves every N
 steps into `.<out_dir name>.checkpoints/` beside `out_dir`, fingerprinted by the config, the pairs' hash and the
 SFT adapter; a second call for the same `out_dir` resumes from the newest checkpoint of that same run (another
-run's are cleared). They are removed once the adapter is published.
+run's are cleared). With a `checkpoint_store` (S3) each checkpoint is also published there, as `lora_adapter`'s
+are, so a run killed on one machine resumes on another. They are removed once the adapter is published.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from moxi_pipeline.storage.artifacts import ArtifactStore
 from moxi_pipeline.storage.folders import publish_dir, staging_dir
+from moxi_pipeline.training.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.training.config import CONFIGS_DIR, describe_errors
 from moxi_pipeline.training.preferences import PreferencePair
 from moxi_pipeline.training.train import (
     checkpoint_dir_for,
     checkpoint_step,
-    latest_checkpoint,
+    checkpoint_to_resume,
     run_fingerprint,
 )
 
@@ -89,10 +92,24 @@ def pairs_hash(pairs: list[PreferencePair]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def adapter_digest(adapter_dir: Path) -> str:
+    """The SFT adapter's weights, hashed: a checkpoint resumes only on the same starting adapter, wherever it lies."""
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return str(adapter_dir.resolve())
+    digest = hashlib.sha256()
+    with weights.open("rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: list[PreferencePair], config: DpoConfig,
-              out_dir: str | Path, callbacks: list | None = None) -> DpoResult:
+              out_dir: str | Path, callbacks: list | None = None,
+              checkpoint_store: ArtifactStore | None = None) -> DpoResult:
     """A DPO adapter in `out_dir`, with training_config.json naming its base model, as an SFT adapter has.
-    With `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint of this run."""
+    With `config.save_steps`, a second call for the same `out_dir` resumes from the newest checkpoint of this run:
+    a local one, else (with `checkpoint_store`) the newest published one."""
     import torch
     from datasets import Dataset
     from peft import PeftModel
@@ -111,8 +128,13 @@ def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: li
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir))
     checkpoints = checkpoint_dir_for(out_dir)
     # a checkpoint of another config, other pairs or another SFT adapter is cleared, not resumed
-    fingerprint = {**run_fingerprint(config, pairs_hash(pairs)), "sft_adapter_dir": str(sft_adapter_dir.resolve())}
-    resume_from = latest_checkpoint(checkpoints, fingerprint) if config.save_steps else None
+    fingerprint = {**run_fingerprint(config, pairs_hash(pairs)), "sft_adapter": adapter_digest(sft_adapter_dir)}
+    published = PublishedCheckpoints(checkpoint_store, f"checkpoints/dpo_adapter/{out_dir.name}") \
+        if checkpoint_store and config.save_steps else None
+    resume_from = checkpoint_to_resume(checkpoints, fingerprint, True, published) if config.save_steps else None
+    # publishing first: a checkpoint is in the store before any later on_save callback can fail
+    callbacks = ([published.callback(checkpoints / RUN_FINGERPRINT, keep=config.save_total_limit)] if published else []) \
+        + list(callbacks or [])
     args = DPOConfig(
         output_dir=str(checkpoints), beta=config.beta, loss_type=[config.loss_type],
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler_type, max_steps=config.max_steps,
@@ -142,6 +164,8 @@ def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: li
     (staging / "train_log.json").write_text(json.dumps(history, indent=2))
     publish_dir(staging, out_dir)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter is complete: nothing left to resume
+    if published:
+        published.delete()
     return DpoResult(out_dir, trainer.state.global_step, duration_s, history, resumed_step)
 
 

@@ -24,11 +24,12 @@ only the first process writes the adapter folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from moxi_pipeline.records import SftSample
 from moxi_pipeline.storage.artifacts import ArtifactStore
@@ -52,6 +53,8 @@ from moxi_pipeline.training.config import (
     resolve_backend,
 )
 from moxi_pipeline.training.tokenize import tokenize_sample
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CONFIGS_DIR", "GPU_INSTALL_HINT", "TrainConfig", "TrainResult", "available_profiles", "check_runtime",
@@ -176,6 +179,24 @@ def peak_memory_mb(device: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
+def allocator() -> str:
+    """The malloc this process runs under: "jemalloc" when LD_PRELOAD brought it in, else "glibc"."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux
+        return "unknown"
+    return "jemalloc" if "libjemalloc" in maps else "glibc"
+
+
+def warn_about_allocator(device: str) -> str:
+    name = allocator()
+    if device == "cpu" and name == "glibc":
+        log.warning("training on the CPU under glibc's malloc: resident memory grows ~250 MB a step and steps slow "
+                    "as the heap fragments; run with LD_PRELOAD=<path to libjemalloc.so.2> (Debian's libjemalloc2; "
+                    "make demo and make dev set it) to keep it flat (docs/training.md)")
+    return name
+
+
 def callbacks_for(config: TrainConfig, progress, has_eval: bool) -> list:
     from transformers import EarlyStoppingCallback
 
@@ -212,6 +233,7 @@ def train_adapter(
     if config.early_stopping_patience and not eval:
         raise ValueError("early_stopping_patience is set but there are no eval samples to stop on")
     backend = resolve_backend(config, device)
+    malloc = warn_about_allocator(device)
     # Unsloth, when chosen, is imported before trl/transformers/peft
     sft_trainer = import_backend(backend, config.completion_logits_only)
     final_dir = Path(out_dir)
@@ -268,6 +290,7 @@ def train_adapter(
         eval_losses=[(entry["step"], float(entry["eval_loss"])) for entry in history if "eval_loss" in entry],
         steps_planned=trainer.state.max_steps,
         stopped_by_budget=bool(budget and budget.stopped_by_budget),
+        allocator=malloc,
     )
     if main_process:
         tokenizer.save_pretrained(str(staging))

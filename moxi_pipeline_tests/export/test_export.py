@@ -73,7 +73,7 @@ def test_merged_folder_is_plain_transformers_with_a_model_card(merged):
     assert merged.size_bytes == (merged.out_dir / "model.safetensors").stat().st_size
     front = yaml.safe_load(merged.out_dir.joinpath("README.md").read_text().split("---")[1])
     assert front["library_name"] == "transformers"
-    assert front["license"] == "apache-2.0"
+    assert front["license"] == "other"  # a base model folder of unknown origin: its licence is its own
     assert {"base_model", "datasets", "tags"} <= set(front)
     # readable by others: a model to take away (safetensors writes 0600)
     assert all(path.stat().st_mode & 0o777 == 0o644 for path in merged.out_dir.iterdir())
@@ -152,3 +152,19 @@ def test_gguf_type_that_does_not_fit_the_row_width_names_the_tensor(tmp_path):
     with pytest.raises(ValueError, match=r"gguf type 'q8_0' does not fit tensor model\.embed_tokens\.weight "
                                          r"\(token_embd\.weight\): row width 48 is not a multiple of its block size 32"):
         export_gguf(model_dir, tmp_path / "gguf", types=("f16", "q8_0"))
+
+
+@pytest.mark.parametrize("source, base_model, license", [
+    ("embedded", "HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"),
+    ("gemma3-270m", "google/gemma-3-270m", "gemma"),
+    ("org/some-model", "org/some-model", "other"),
+])
+def test_the_model_card_names_the_base_model_and_its_licence(tmp_path, source, base_model, license):
+    from moxi_pipeline.export.merge import model_card
+
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    base.mkdir()
+    adapter.mkdir()
+    (base / "moxi_source.json").write_text(json.dumps({"source": source}))
+    front = yaml.safe_load(model_card(base, adapter).split("---")[1])
+    assert (front["base_model"], front["license"]) == (base_model, license)

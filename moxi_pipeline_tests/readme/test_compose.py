@@ -239,3 +239,22 @@ def test_mbr_keeps_one_of_its_sampled_drafts(repos, tiny_fp32, monkeypatch):
     for key, (text, tokens) in out.items():
         assert text in seen[key]
         assert tokens <= 3 * 8
+
+
+def test_the_length_scale_multiplies_each_sections_budget_within_max_new_tokens(repos, tiny_fp32, monkeypatch):
+    from moxi_pipeline.readme import compose
+
+    assert [compose.section_budget(s, DecodingConfig()) for s in ("about", "features", "usage")] == [96, 128, 128]
+    assert [compose.section_budget(s, DecodingConfig(section_tokens_scale=2)) for s in ("about", "usage")] == [192, 256]
+    assert compose.section_budget("usage", DecodingConfig(section_tokens_scale=4)) == 384  # max_new_tokens caps it
+    with pytest.raises(ValueError, match="section_tokens_scale"):
+        DecodingConfig(section_tokens_scale=0)
+    # generation asks each batch for its own sections' scaled budget
+    model, tokenizer = tiny_fp32
+    asked = []
+    real_generate = compose.generate_ids
+    monkeypatch.setattr(compose, "generate_ids",
+                        lambda m, t, prompts, decoding: asked.append(decoding.max_new_tokens) or real_generate(m, t, prompts, decoding))
+    jobs = compose.section_jobs(tokenizer, repos, [repo_facts(r) for r in repos], True)
+    compose.run_section_jobs(model, tokenizer, jobs, DecodingConfig(section_tokens_scale=0.05, batch_size=64), None)
+    assert asked == [round(128 * 0.05)]  # one batch: its largest section's budget, scaled

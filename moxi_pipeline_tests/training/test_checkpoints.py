@@ -309,3 +309,29 @@ def test_resource_publishes_checkpoints_only_with_a_bucket(tmp_path, s3_endpoint
     assert ArtifactsResource(data_dir=str(tmp_path), s3_bucket=None).checkpoint_store() is None
     store = ArtifactsResource(data_dir=str(tmp_path), s3_bucket=BUCKET, aws_endpoint_url=s3_endpoint).checkpoint_store()
     assert isinstance(store, S3Artifacts) and store.bucket == BUCKET
+
+
+def test_a_killed_dpo_run_resumes_on_another_machine_from_its_published_checkpoint(tiny_model_dir, s3, tmp_path):
+    from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
+    from moxi_pipeline.training.preferences import PreferencePair
+    from moxi_pipeline_tests.export.test_export import save_random_adapter
+    from moxi_pipeline_tests.training.test_preferences_dpo import _kill_after_saving, _Killed
+
+    sft = save_random_adapter(tiny_model_dir, tmp_path / "sft")
+    pairs = [PreferencePair(f"k{i}", f"https://github.com/o/r{i}", "usage",
+                            [{"role": "user", "content": f"Write the Usage section of r{i}."}],
+                            f"## Usage\n\nRun `r{i} --help`.", f"Made up {i}.", 0.1) for i in range(4)]
+    config = load_dpo_config("demo", max_steps=4, max_length=128, save_steps=2)
+    out = tmp_path / "models" / "dpo-run"
+    with pytest.raises(_Killed):
+        train_dpo(tiny_model_dir, sft, pairs, config, out, callbacks=[_kill_after_saving(2)], checkpoint_store=s3)
+    assert any(key.startswith("moxi/checkpoints/dpo_adapter/dpo-run/checkpoint-2/")
+               for key in object_keys(s3, "moxi/checkpoints/dpo_adapter/dpo-run/"))
+    shutil.rmtree(checkpoint_dir_for(out))  # the machine is gone, and its disk with it
+    # the other machine has the same SFT adapter in another folder: the fingerprint is its weights, not its path
+    elsewhere = tmp_path / "elsewhere" / "sft"
+    shutil.copytree(sft, elsewhere)
+    result = train_dpo(tiny_model_dir, elsewhere, pairs, config, out, checkpoint_store=s3)
+    assert result.resumed_from_step == 2 and result.steps == 4
+    assert [row["step"] for row in result.history] == [1, 2, 3, 4]
+    assert object_keys(s3, "moxi/checkpoints/dpo_adapter/dpo-run/") == []  # the finished run removes them

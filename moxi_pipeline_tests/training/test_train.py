@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -393,3 +396,28 @@ def test_trackers_reach_the_trainer_arguments(tmp_path):
 
     assert sft_config(load_train_config("demo", report_to=["wandb"]), tmp_path, "cpu", has_eval=False).report_to == ["wandb"]
     assert sft_config(load_train_config("demo"), tmp_path, "cpu", has_eval=False).report_to == []  # "none"
+
+
+JEMALLOC_LIBS = [p for p in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2")
+                 if os.path.exists(p)]
+
+
+def test_the_allocator_is_read_from_the_process_and_glibc_on_the_cpu_is_warned_about(caplog):
+    from moxi_pipeline.training.train import allocator, warn_about_allocator
+
+    code = "from moxi_pipeline.training.train import allocator; print(allocator())"
+    plain = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
+    assert plain.stdout.strip() == "glibc"
+    if JEMALLOC_LIBS:  # Debian's libjemalloc2 (make test installs it where it can)
+        preloaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                                   env={**os.environ, "LD_PRELOAD": JEMALLOC_LIBS[0]})
+        assert preloaded.stdout.strip() == "jemalloc"
+    with caplog.at_level("WARNING"):
+        name = warn_about_allocator("cpu")
+    assert name == allocator()
+    assert ("libjemalloc.so.2" in caplog.text) == (name == "glibc")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        warn_about_allocator("cuda")
+    assert caplog.text == ""
