@@ -227,6 +227,28 @@ def _ground_prose(line: str, evidence: Evidence, report: GroundingReport, anchor
     return " ".join(kept) if kept else None
 
 
+# a fence's info string as a reader's renderer uses it: one language name ("bash", "c++", "objective-c")
+_LANGUAGE = re.compile(r"[A-Za-z][\w+#-]{0,24}")
+_FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+
+
+def _ground_info(line: str, evidence: Evidence, report: GroundingReport) -> str:
+    """An opening fence keeps a language name only: anything else after the backticks (a file name, a
+    command, stray words) is dropped, and an unknown path among it is counted as removed."""
+    match = _FENCE_OPEN.match(line)
+    if not match:
+        return line
+    indent, marker, info = match.groups()
+    words = info.split()
+    language = words[0] if words and _LANGUAGE.fullmatch(words[0]) else ""
+    if info.strip() == language:
+        return line
+    bad = unknown_paths(info, evidence.known)
+    report.paths += len(bad)
+    report.removed += sorted(bad)
+    return f"{indent}{marker}{language}"
+
+
 def _ground_code(lines: list[str], info: str, evidence: Evidence, report: GroundingReport) -> list[str]:
     shell = info.split()[0].lower() in SHELL_INFOS if info.split() else True
     kept = []
@@ -280,7 +302,8 @@ def _ground_once(text: str, evidence: Evidence, report: GroundingReport, anchors
             last = end - 1 if closed else end
             body = _ground_code(lines[first:last], block.info, evidence, report)
             if any(line.strip() not in ("", "#", "$", "//", ">") for line in body):  # a lone prompt sign is no code
-                out += [*lines[block.start:first], *body, *lines[last:end]]
+                opening = [_ground_info(line, evidence, report) for line in lines[block.start:first]]
+                out += [*opening, *body, *lines[last:end]]
             index = block.end
             continue
         grounded = _ground_prose(lines[index], evidence, report, anchors) if lines[index].strip() else lines[index]

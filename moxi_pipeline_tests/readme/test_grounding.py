@@ -267,3 +267,21 @@ def test_heading_anchors_follow_github():
     text = "# Moxi\n\n## Getting Started!\n\n## Usage\n\n## Usage\n\n## C++ & Go: API\n\n```\n# not a heading\n```\n"
     assert heading_anchors(text) == {"moxi", "getting-started", "usage", "usage-1", "c--go-api"}
     assert broken_anchors("# X\n\n[a](#x) [b](#y) ![c](#z) [d](https://e.com/#y) [e](#x y)\n") == ["#y", "#x y"]
+
+
+@pytest.mark.parametrize("opening, kept, removed", [
+    ("```swift-tools/usage.m -- version : 5,0", "```", ["swift-tools/usage.m"]),
+    ("```bash title=install", "```bash", []),
+    ("  ~~~objective-c", "  ~~~objective-c", []),
+    ("```c++", "```c++", []),
+])
+def test_an_opening_fence_keeps_only_a_language_name(opening, kept, removed):
+    """Seen with sampled drafts (MBR): a fence whose info string named a file the repository lacks."""
+    from moxi_pipeline.readme.grounding import Evidence, ground_readme
+    from moxi_pipeline.records import RepoFacts
+
+    fence = opening.strip()[:3]
+    text = f"# tool\n\n## Usage\n\n{opening}\ntool --help\n{opening[:len(opening) - len(opening.lstrip())]}{fence}\n"
+    grounded, report = ground_readme(text, Evidence.of(RepoFacts(name="tool", commands=("tool --help",)), ("tool.py",), ()))
+    assert f"\n{kept}\ntool --help\n" in grounded
+    assert report.removed == removed and report.paths == len(removed)
