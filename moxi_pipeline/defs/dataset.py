@@ -13,8 +13,6 @@ from moxi_pipeline.dataset.assembly import (
 )
 from moxi_pipeline.dataset.chunk import chunk_records
 from moxi_pipeline.dataset.instructions_openai import (
-    InstructionEndpointError,
-    OpenAIInstructionsConfig,
     instruct_samples,
 )
 from moxi_pipeline.dataset.samples import (
@@ -137,17 +135,11 @@ def sft_dataset(
 
 def _openai_instructions(context, openai: OpenAIClient, samples: list[SftSample], artifacts: ArtifactsResource):
     """Samples with the model's instructions, the samples it gave none (with reasons), and usage metadata."""
-    config = OpenAIInstructionsConfig(
-        model=SETTINGS.openai_model, batch_size=SETTINGS.openai_batch_size, concurrency=SETTINGS.openai_concurrency,
-        max_requests=SETTINGS.openai_max_requests, max_tokens=SETTINGS.openai_max_tokens,
-        structured_output=SETTINGS.openai_structured_output)
+    config = openai.backend_config(batch_size=SETTINGS.openai_batch_size,
+                                   structured_output=SETTINGS.openai_structured_output)
     store = artifacts.path("openai_instructions")
-    with openai.get_client(context) as client:
-        try:
-            kept, failed, result = instruct_samples(client, samples, config, store, log=context.log.info)
-        except InstructionEndpointError as error:
-            raise dg.Failure(description=f"sft_dataset: {error}; finished items are kept in {store} and a re-run "
-                                         "resumes from there") from None
+    with openai.resumable_client(context, "sft_dataset", store) as client:
+        kept, failed, result = instruct_samples(client, samples, config, store, log=context.log.info)
     return kept, failed, {f"instructions_{key}": value for key, value in result.metadata().items()}
 
 

@@ -5,10 +5,6 @@ import statistics
 import dagster as dg
 from pydantic import Field
 
-from moxi_pipeline.dataset.instructions_openai import (
-    InstructionEndpointError,
-    OpenAIInstructionsConfig,
-)
 from moxi_pipeline.defs.metadata import image
 from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 from moxi_pipeline.defs.training import GPU_POOL, GPU_TAGS
@@ -96,16 +92,9 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PreferencePairsC
 def _openai_chosen(context, openai: OpenAIClient, samples: list[SftSample], artifacts: ArtifactsResource):
     """Prompt key -> the openai model's grounded answer, and usage metadata; the backend's cache lives beside the
     instructions' so a re-run (or another adapter's pairs for the same prompts) pays for no answer twice."""
-    config = OpenAIInstructionsConfig(
-        model=SETTINGS.openai_model, concurrency=SETTINGS.openai_concurrency, max_requests=SETTINGS.openai_max_requests,
-        max_tokens=SETTINGS.openai_max_tokens)
     store = artifacts.path("openai_preferences")
-    with openai.get_client(context) as client:
-        try:
-            chosen, missing, result = openai_chosen(client, samples, config, store, log=context.log.info)
-        except InstructionEndpointError as error:
-            raise dg.Failure(description=f"preference_pairs: {error}; answers received are kept in {store} and a "
-                                         "re-run resumes from there") from None
+    with openai.resumable_client(context, "preference_pairs", store) as client:
+        chosen, missing, result = openai_chosen(client, samples, openai.backend_config(), store, log=context.log.info)
     usage = {f"openai_{key}": value for key, value in result.metadata().items() if key not in ("instructions", "failures")}
     return chosen, {**usage, "openai_answers": len(chosen), "openai_missing": len(missing)}
 

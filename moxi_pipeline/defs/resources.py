@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_openai import OpenAIResource
 from openai import OpenAI
 
+from moxi_pipeline.dataset.instructions_openai import InstructionEndpointError, OpenAIInstructionsConfig
 from moxi_pipeline.settings import load_settings, may_send_secret
 from moxi_pipeline.storage.artifacts import ArtifactStore, artifact_store
 
@@ -64,6 +65,25 @@ class OpenAIClient(OpenAIResource):
                                          "Ollama) and OPENAI_BASE_URL for a non-OpenAI endpoint")
         with super().get_client(context) as client:
             yield client
+
+    @contextmanager
+    def resumable_client(self, context, asset: str, store: Path):
+        """`get_client` for a backend that keeps its answers in `store`: an endpoint that keeps failing fails the
+        asset with one message saying where what arrived is kept (a re-run pays for none of it again)."""
+        with self.get_client(context) as client:
+            try:
+                yield client
+            except InstructionEndpointError as error:
+                raise dg.Failure(description=f"{asset}: {error}; what was received is kept in {store} and a re-run "
+                                             "resumes from there") from None
+
+    @staticmethod
+    def backend_config(**overrides) -> OpenAIInstructionsConfig:
+        """The openai backends' settings from the environment (OPENAI_MODEL, MOXI_OPENAI_*), then `overrides`."""
+        settings = load_settings()
+        return OpenAIInstructionsConfig(**{
+            "model": settings.openai_model, "concurrency": settings.openai_concurrency,
+            "max_requests": settings.openai_max_requests, "max_tokens": settings.openai_max_tokens, **overrides})
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self.api_key:
