@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install browser allocator demo test test-fast dev generate serve bench clean
 
-# jemalloc for the processes that train: under glibc's malloc a CPU training run's resident memory grows ~250 MB
+# jemalloc for the processes that train: under glibc's malloc a CPU training run's resident memory grows ~200 MB
 # a step (8 micro-batches of new shapes fragment the heap), under jemalloc it stays flat and ~2 GB smaller
 # (docs/training.md, benchmarks/train_memory.py). Recursively expanded: found after `allocator` has run.
 JEMALLOC = $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2))

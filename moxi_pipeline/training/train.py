@@ -191,7 +191,7 @@ def allocator() -> str:
 def warn_about_allocator(device: str) -> str:
     name = allocator()
     if device == "cpu" and name == "glibc":
-        log.warning("training on the CPU under glibc's malloc: resident memory grows ~250 MB a step and steps slow "
+        log.warning("training on the CPU under glibc's malloc: resident memory grows ~200 MB a step and steps slow "
                     "as the heap fragments; run with LD_PRELOAD=<path to libjemalloc.so.2> (Debian's libjemalloc2; "
                     "make demo and make dev set it) to keep it flat (docs/training.md)")
     return name
