@@ -99,7 +99,7 @@ def ground_block(block: str, evidence: Evidence, report: GroundingReport, anchor
             break
     else:
         return ""
-    block = block.strip()
+    block = markdown.layout(block.strip()).strip()  # whitespace and list numbers only: no word changes
     return block if "\n" in block and block.split("\n", 1)[1].strip() else ""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.decoding import DecodingConfig, clean_section, generate_ids
 from moxi_pipeline.readme.facts import repo_facts
 from moxi_pipeline.readme.facts.manifests import parse_manifest
@@ -152,6 +153,7 @@ def write_readmes(
         use_features = with_features and model is not None
         draft = assemble(repo, facts, sections, use_features)
         text, report = ground_readme(draft, Evidence.of(facts, repo.file_tree, repo.key_files))
+        text = markdown.layout(text)  # after grounding, which stays the last word on content: no word changes
         tokens = sum(n for (i, _), (_, n) in generated.items() if i == index)
         written.append(Written(repo.repo, text.rstrip() + "\n", facts, report, tokens))
     return written

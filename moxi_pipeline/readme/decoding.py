@@ -271,7 +271,10 @@ def _close_fence(lines: list[str]) -> list[str]:
         return lines[:open_at]
     while lines and not lines[-1].strip():
         lines = lines[:-1]
-    return lines + [marker]
+    # at the opener's indentation: a fence opened inside a list item ("    ```js") closes there; a closer at
+    # column 0 would end the item and open a new block that swallows the rest of the README
+    indent = lines[open_at][: len(lines[open_at]) - len(lines[open_at].lstrip())]
+    return lines + [indent + marker]
 
 
 def _closes(line: str, marker: str) -> bool:

@@ -324,26 +324,22 @@ def _is_fence(line: str) -> bool:
 
 
 def _drop_empty_fences(lines: list[str]) -> list[str]:
-    """A fence line followed (blank lines aside) by another fence line is an empty block: both go."""
-    out, index = [], 0
-    while index < len(lines):
-        if _is_fence(lines[index]):
-            following = next((j for j in range(index + 1, len(lines)) if lines[j].strip()), None)
-            if following is not None and _is_fence(lines[following]):
-                index = following + 1
-                continue
-        out.append(lines[index])
-        index += 1
-    return out
+    """A fenced block with nothing but blank lines inside is empty: its fence lines and blank lines go."""
+    empty = set()
+    for start, end in markdown.fence_pairs(lines):
+        if end is not None and not any(line.strip() for line in lines[start + 1 : end]):
+            empty.update(range(start, end + 1))
+    return [line for index, line in enumerate(lines) if index not in empty]
 
 
 def tidy(text: str) -> str:
     """What removals leave behind: a line ending in ':' that now introduces nothing, an empty list item,
-    a heading with nothing under it, an unmatched fence line, runs of blank lines (repeated until stable)."""
+    a heading with nothing under it, an unclosed fence's opening line, runs of blank lines (repeated until
+    stable)."""
     lines = text.split("\n")
-    fences = [i for i, line in enumerate(lines) if _is_fence(line)]
-    if len(fences) % 2:
-        del lines[fences[-1]]
+    unclosed = [start for start, end in markdown.fence_pairs(lines) if end is None]
+    if unclosed:
+        del lines[unclosed[0]]
     while True:
         lines = _drop_empty_fences(lines)
         kept: list[str] = []

@@ -140,3 +140,117 @@ def _fill_gaps(found: list[Block], lines: list[str], offset: int) -> list[Block]
     covered = {line for block in found for line in range(block.start, block.end)}
     extra = [Block(i, i + 1, "text") for i in range(offset, len(lines)) if i not in covered and lines[i].strip()]
     return sorted(found + extra, key=lambda block: block.start)
+
+
+
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])([ \t]+)(\S.*)$")
+_FENCE_LINE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+
+
+def fence_pairs(lines: list[str]) -> list[tuple[int, int | None]]:
+    """Each fenced block as (opening line, closing line or None when it runs to the end), by CommonMark's rule:
+    a fence closes only on the opener's character, at least as long, with nothing after it. So "```" then
+    "```bash" are a close and a new opening, never one empty block."""
+    pairs: list[tuple[int, int | None]] = []
+    opened: tuple[int, str] | None = None
+    for index, line in enumerate(lines):
+        match = _FENCE_LINE.match(line)
+        if match is None:
+            continue
+        marker, rest = match.group(2), match.group(3).strip()
+        if opened is None:
+            opened = (index, marker)
+        elif not rest and marker[0] == opened[1][0] and len(marker) >= len(opened[1]):
+            pairs.append((opened[0], index))
+            opened = None
+    return pairs + ([(opened[0], None)] if opened is not None else [])
+
+
+def layout(text: str) -> str:
+    """Markdown that renders and lints clean, with no word changed (`moxi generate`'s last step, after the
+    grounding pass): one space after a list marker; a blank line around each fenced block and each list; each
+    ordered list numbered 1, 2, 3 from its first number (a list the grounding pass took an item from ran 1, 3);
+    a nested list indented to its parent item's text; and two things a small model writes that end a list it
+    meant to continue, moved into the item: a bullet right under a numbered item at the margin ("1. **Name**:"
+    then "- what it does"), and a code block at the margin between two items."""
+    lines = text.split("\n")
+    pairs = fence_pairs(lines)
+    ends = {start: (len(lines) - 1 if end is None else end) for start, end in pairs}
+    closes = {end for _, end in pairs if end is not None}
+    code = {i for start, end in ends.items() for i in range(start, end + 1)}
+    out: list[str] = []
+    counters: dict[int, int] = {}  # an ordered list's indent -> its next number
+    stack: list[tuple[int, int, int]] = []  # the open items: (indent as written, indent now, marker width)
+    nesting = False  # the last top-level item is numbered: a bullet right under it belongs to it
+    shift = 0  # columns added to (or taken from) the lines of the code block being copied
+    top_ordered: bool | None = None  # the kind of the last top-level item
+
+    def blank_before() -> None:
+        if out and out[-1].strip():
+            out.append("")
+
+    def moved(indent: int) -> int:
+        """How far a line indented `indent` moves: as far as the innermost open item it belongs to."""
+        return next((now - was for was, now, _ in reversed(stack) if was < indent), 0)
+
+    for index, line in enumerate(lines):
+        if index in code:
+            if index in ends:
+                blank_before()
+                following = next((l for l in lines[ends[index] + 1 :] if l.strip()), "")
+                between_items = _ITEM.match(following) and not _indent(following) and stack and not stack[0][0]
+                shift = stack[0][1] + stack[0][2] if between_items and not _indent(line) else moved(_indent(line))
+            out.append(_reindent(line, shift) if line.strip() else line)
+            if index in closes and index + 1 < len(lines) and lines[index + 1].strip():
+                out.append("")
+            continue
+        item = _ITEM.match(line)
+        if item:
+            indent, marker, _, rest = item.groups()
+            was = len(indent)
+            if not was and not marker[0].isdigit() and nesting and out and out[-1].strip():
+                parent = stack[0]
+                stack, was, now = [parent], parent[0], parent[1] + parent[2]
+            else:
+                while stack and stack[-1][0] >= was:
+                    stack.pop()
+                now = stack[-1][1] + stack[-1][2] if stack else (0 if was < 4 else was)
+                if not now:
+                    nesting = marker[0].isdigit()
+            counters = {i: n for i, n in counters.items() if i <= now}
+            if marker[0].isdigit():
+                number = counters.get(now, int(marker[:-1]))
+                counters[now] = number + 1
+                marker = f"{number}{marker[-1]}"
+            else:
+                counters.pop(now, None)
+            if not stack and not now:
+                if not _in_list(out) or top_ordered != marker[0].isdigit():  # a new list, or one of another kind
+                    blank_before()
+                top_ordered = marker[0].isdigit()
+            stack.append((was, now, len(marker) + 1))
+            out.append(f"{' ' * now}{marker} {rest}")
+        elif line.strip() and not line[:1].isspace():  # a paragraph, heading or table at the margin ends a list
+            if stack:
+                blank_before()
+            counters, stack, nesting = {}, [], False
+            out.append(line)
+        else:
+            out.append(_reindent(line, moved(_indent(line))) if line.strip() else line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _reindent(line: str, shift: int) -> str:
+    return " " * shift + line if shift >= 0 else line[min(-shift, _indent(line)) :]
+
+
+def _in_list(out: list[str]) -> bool:
+    """The nearest line above at the margin (blank lines aside) is a list item: the list goes on."""
+    for line in reversed(out):
+        if line.strip() and not line[:1].isspace():
+            return bool(_ITEM.match(line))
+    return False

@@ -10,6 +10,7 @@ model's paragraph followed by the facts (Usage: prose, then the commands the rep
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,13 +53,50 @@ def installation_text(facts: RepoFacts) -> str:
     return "\n\n".join(parts)
 
 
-def usage_text(facts: RepoFacts) -> str:
-    commands = [c for c in facts.commands if c != facts.test_command and c not in ("npm run lint", "make test")]
-    if commands:
-        return _code(commands)
+def _identifier(package: str) -> str:
+    """A variable name for a package: "@scope/left-pad" -> leftPad."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", package.rsplit("/", 1)[-1]) if w]
+    name = (words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])) if words else "lib"
+    return name if not name[0].isdigit() else f"lib{name}"
+
+
+def usage_example(facts: RepoFacts) -> str:
+    """How code uses the library, built only from the manifest's own names (so grounded by construction):
+    Python `import`, Node `require`, Go `import`, Rust `use`, Ruby `require`. Empty for an application: one
+    whose manifest is private or that installs commands (its usage is those commands)."""
+    package = facts.package
+    if facts.commands:
+        return ""
     if facts.ecosystem == "python" and facts.python_packages:
         return _code([f"import {facts.python_packages[0]}"], "python")
+    if not package:
+        return ""
+    if facts.ecosystem == "node":
+        return _code([f"const {_identifier(package)} = require(\"{package}\");"], "js")
+    if facts.ecosystem == "go" and "." in package.split("/", 1)[0]:
+        return _code([f"import \"{package}\""], "go")
+    if facts.ecosystem == "rust":
+        return _code([f"use {package.replace('-', '_')};"], "rust")
+    if facts.ecosystem == "ruby":
+        return _code([f"require \"{package}\""], "ruby")
     return ""
+
+
+def usage_pointers(facts: RepoFacts) -> str:
+    """Where the repository shows more: its examples and documentation folders, as links."""
+    lines = []
+    if facts.examples_dir:
+        lines.append(f"More examples are in [{facts.examples_dir}/]({facts.examples_dir}/).")
+    if facts.docs_dir:
+        lines.append(f"The documentation is in [{facts.docs_dir}/]({facts.docs_dir}/).")
+    return " ".join(lines)
+
+
+def usage_text(facts: RepoFacts) -> str:
+    """The commands an installed user runs, else how code uses the library; then where to read more."""
+    commands = [c for c in facts.commands if c != facts.test_command and c not in ("npm run lint", "make test")]
+    parts = [_code(commands) if commands else "", usage_example(facts), usage_pointers(facts)]
+    return "\n\n".join(part for part in parts if part)
 
 
 def contributing_text(facts: RepoFacts) -> str:

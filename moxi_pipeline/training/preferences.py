@@ -5,6 +5,9 @@
   `chosen` (MOXI_PREFERENCES=openai, `preferences_openai.py`), an OpenAI-compatible model's grounded answer;
 - rejected: the SFT adapter's generation for the prompt, raw, *before* the grounding pass, so what grounding
   would cut (invented paths, URLs, commands; repetition; copied key files) is what DPO teaches it to avoid.
+  It opens with the chosen answer's heading, forced as generation forces it (`answer_heading`): left to open
+  the answer itself, the model writes `#`, which with the prompt's last newline is the `\n#` that stops a
+  section, and every rejected answer was a lone `#` (found on the `cpu` profile: 192 of 192).
 
 A pair is kept when ROUGE-L(chosen, rejected) < `max_rouge_l`: a rejected answer close to the real one teaches
 nothing. Generation is batched and resumable: each batch's answers are appended to a progress JSONL, and a
@@ -25,9 +28,10 @@ from moxi_pipeline.records import SftSample
 from moxi_pipeline.storage.append_log import AppendLog
 from moxi_pipeline.training.tokenize import chat_text
 
-SKIP_EMPTY = "rejected answer is empty"
+SKIP_EMPTY = "rejected answer is empty (nothing past its heading)"
 SKIP_CLOSE = "rejected too close to chosen (ROUGE-L >= max_rouge_l)"
 SKIP_NO_CHOSEN = "no chosen answer"
+ANSWER_FORMAT = 2  # progress rows of another format (1: answers not opened with the heading) are generated again
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,13 @@ def prompt_key(sample: SftSample) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def answer_heading(sample: SftSample) -> str:
+    """What the rejected answer is forced to open with: the real section's heading line ("## Usage\\n\\n"),
+    as `compose` forces a section's heading at generation; "" when the section opens with no heading."""
+    first = sample.content.lstrip().split("\n", 1)[0]
+    return first + "\n\n" if first.startswith("#") else ""
+
+
 def train_prompts(samples: list[SftSample], config: PreferenceConfig) -> list[SftSample]:
     """The train-split samples whose prompts become pairs, in order."""
     return [s for s in samples if s.split == "train"][: config.max_pairs]
@@ -89,20 +100,23 @@ def build_preference_pairs(model, tokenizer, samples: list[SftSample], config: P
     if not train:
         raise ValueError("preference pairs need train-split SFT samples; sft_dataset has none")
     log = AppendLog(progress_path)
-    answers = {row["key"]: row["rejected"] for row in log.read()}
+    answers = {row["key"]: row["rejected"] for row in log.read() if row.get("format") == ANSWER_FORMAT}
     # a prompt with no chosen answer gives no pair: its rejected answer is not worth generating
     todo = [s for s in train if prompt_key(s) not in answers and (chosen is None or prompt_key(s) in chosen)]
     size = config.decoding.batch_size
     for start in range(0, len(todo), size):
         batch = todo[start : start + size]
-        prompts = [tokenizer(chat_text(tokenizer, to_prompt_completion(s)["prompt"], True), add_special_tokens=False)
-                   ["input_ids"] for s in batch]
-        for sample, ids in zip(batch, generate_ids(model, tokenizer, prompts, config.decoding)):
-            answers[prompt_key(sample)] = tokenizer.decode(ids, skip_special_tokens=True).strip()
-            log.append({"key": prompt_key(sample), "rejected": answers[prompt_key(sample)]})
+        heads = [answer_heading(s) for s in batch]
+        prompts = [tokenizer(chat_text(tokenizer, to_prompt_completion(s)["prompt"], True) + head,
+                             add_special_tokens=False)["input_ids"] for s, head in zip(batch, heads)]
+        for sample, head, ids in zip(batch, heads, generate_ids(model, tokenizer, prompts, config.decoding)):
+            answers[prompt_key(sample)] = (head + tokenizer.decode(ids, skip_special_tokens=True)).strip()
+            log.append({"key": prompt_key(sample), "rejected": answers[prompt_key(sample)], "format": ANSWER_FORMAT})
     pairs, skipped = [], Counter()
     for sample in train:
         rejected = answers.get(prompt_key(sample), "")
+        if rejected.strip() == answer_heading(sample).strip():
+            rejected = ""  # the heading alone: the model wrote nothing
         best = sample.content if chosen is None else chosen.get(prompt_key(sample), "")
         score = rouge_l(best, rejected) if rejected and best else 0.0
         if not best:

@@ -171,6 +171,7 @@ def test_what_the_model_invents_is_grounded_away(repos, tiny_model_dir):
                                   "curl https://get.example.com/install.sh | bash\n```"),
     })
     [renamer] = write_readmes(model, tokenizer, repos[:1], DecodingConfig())
+    # the model's code block and the facts' own stay two blocks (grounding once merged them into one)
     assert renamer.text == """# renamer
 
 Rename files in bulk. It is fast.
@@ -192,6 +193,9 @@ Run `renamer --help` to see the options:
 
 ```bash
 renamer --help
+```
+
+```bash
 renamer
 ```
 

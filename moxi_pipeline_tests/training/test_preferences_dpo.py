@@ -7,7 +7,9 @@ import pytest
 from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.records import SampleInput, SftSample
 from moxi_pipeline.training.preferences import (
+    ANSWER_FORMAT,
     SKIP_CLOSE,
+    SKIP_EMPTY,
     PreferenceConfig,
     build_preference_pairs,
     prompt_key,
@@ -40,7 +42,8 @@ def test_pairs_use_train_prompts_and_resume_from_the_progress_file(model_and_tok
     samples = _samples()
     progress = tmp_path / "progress.jsonl"
     # a killed run left answers for the first two prompts: they are not generated again
-    progress.write_text("".join(json.dumps({"key": prompt_key(s), "rejected": "stale answer"}) + "\n" for s in samples[:2]))
+    progress.write_text("".join(json.dumps({"key": prompt_key(s), "rejected": "stale answer", "format": ANSWER_FORMAT})
+                                + "\n" for s in samples[:2]))
     result = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
     assert result.generated == 3
     assert len(progress.read_text().splitlines()) == 5
@@ -57,13 +60,42 @@ def test_a_rejected_answer_close_to_the_real_one_is_skipped_and_counted(model_an
     model, tokenizer = model_and_tokenizer
     samples = _samples(4)
     progress = tmp_path / "progress.jsonl"
-    copies = [{"key": prompt_key(s), "rejected": s.content} for s in samples[:1]]
-    others = [{"key": prompt_key(s), "rejected": "something else entirely"} for s in samples[1:4]]
+    copies = [{"key": prompt_key(s), "rejected": s.content, "format": ANSWER_FORMAT} for s in samples[:1]]
+    others = [{"key": prompt_key(s), "rejected": "something else entirely", "format": ANSWER_FORMAT} for s in samples[1:4]]
     progress.write_text("".join(json.dumps(row) + "\n" for row in copies + others))
     result = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
     assert result.skipped == {SKIP_CLOSE: 1} and len(result.pairs) == 3
     with pytest.raises(ValueError, match=r"1 of 4 prompts gave no pair, more than max_skipped_share=0.2"):
         build_preference_pairs(model, tokenizer, samples, PreferenceConfig(max_skipped_share=0.2), progress)
+
+
+def test_the_rejected_answer_is_generated_after_the_real_heading_and_a_bare_heading_is_empty(
+        model_and_tokenizer, tmp_path, monkeypatch):
+    """The model continues from the section's heading, as generation forces it. Left to open the answer itself, the
+    SFT model's first `#` met the prompt's last newline, `\\n#` stopped decoding, and every rejected answer was `#`."""
+    from moxi_pipeline.training import preferences
+
+    model, tokenizer = model_and_tokenizer
+    samples = _samples(4)
+    seen = []
+    answers = iter(["Run the tool and read its help.", "", "Call tool2 from a script.", "Pipe a file into tool3."])
+
+    def generate(model, tokenizer, prompts, decoding):
+        seen.extend(tokenizer.decode(ids) for ids in prompts)
+        return [tokenizer(next(answers), add_special_tokens=False)["input_ids"] for _ in prompts]
+
+    monkeypatch.setattr(preferences, "generate_ids", generate)
+    progress = tmp_path / "progress.jsonl"
+    # a row of the old format (the lone `#` answers) is generated again, not reused
+    progress.write_text(json.dumps({"key": prompt_key(samples[0]), "rejected": "#"}) + "\n")
+    result = build_preference_pairs(model, tokenizer, samples, CONFIG, progress)
+    assert result.generated == 4 and len(seen) == 4
+    assert all(prompt.endswith("assistant\n## Usage\n\n") for prompt in seen)
+    assert [p.rejected for p in result.pairs] == ["## Usage\n\nRun the tool and read its help.",
+                                                   "## Usage\n\nCall tool2 from a script.",
+                                                   "## Usage\n\nPipe a file into tool3."]
+    assert result.skipped == {SKIP_EMPTY: 1}
+    assert all(json.loads(line).get("format") == ANSWER_FORMAT for line in progress.read_text().splitlines()[1:])
 
 
 def test_dpo_moves_the_sft_adapter_and_keeps_base_and_reference(tiny_model_dir, tmp_path, model_and_tokenizer):

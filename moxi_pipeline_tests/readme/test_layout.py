@@ -1,0 +1,102 @@
+"""Markdown that renders: `markdown.layout` after the grounding pass, and the fence handling before it.
+
+The texts are shaped like what the evaluation found in generated READMEs (dev repositories, both models):
+lists that lost an item to grounding, a description bullet under a numbered feature, a code block written
+between two steps, and a model's code block right before the facts' own block."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from moxi_pipeline.evaluation.metrics import lint_findings, unclosed_fences
+from moxi_pipeline.readme.decoding import clean_section
+from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.markdown import fence_pairs, layout
+from moxi_pipeline.records import RepoFacts
+
+FEATURES = """# tool
+
+## Features
+
+1. **Service aliasing**:
+- Lets one service stand in for another.
+3. **Composite services**:
+- Combines several providers.
+"""
+
+STEPS = """## Usage
+
+Steps:
+1. Install the library:
+```bash
+npm install tool
+```
+2. Run it:
+```bash
+npm run build
+```
+Then read the output.
+*   one
+*   two
+    - nested by four
+"""
+
+
+def _words(text: str) -> list[str]:
+    return [re.sub(r"^\d+([.)])$", r"N\1", word) for word in text.split()]
+
+
+@pytest.mark.parametrize("text", [FEATURES, STEPS])
+def test_layout_clears_the_lint_findings_and_changes_no_word(text):
+    before, after = lint_findings(text), lint_findings(layout(text))
+    assert sum(before.values()) > 0
+    assert sum(after.values()) == 0, after
+    assert _words(layout(text)) == _words(text)
+    assert layout(layout(text)) == layout(text)
+
+
+def test_a_numbered_list_runs_on_and_its_description_bullets_go_under_each_item():
+    assert layout(FEATURES) == """# tool
+
+## Features
+
+1. **Service aliasing**:
+   - Lets one service stand in for another.
+2. **Composite services**:
+   - Combines several providers.
+"""
+
+
+def test_a_code_block_between_two_steps_moves_into_the_first_and_fences_get_blank_lines():
+    out = layout(STEPS)
+    assert "Steps:\n\n1. Install the library:\n\n   ```bash\n   npm install tool\n   ```\n\n2. Run it:" in out
+    # after the last step the block stays at the margin: nothing after it continues the list
+    assert "2. Run it:\n\n```bash\nnpm run build\n```\n\nThen read the output.\n\n* one\n* two\n  - nested by four" in out
+
+
+def test_code_inside_a_fence_is_never_touched():
+    text = "Run:\n\n```text\n1. not a list\n3. still not\n-  nor this\n```\n"
+    assert layout(text) == text
+
+
+def test_a_closing_fence_then_an_opening_one_are_two_blocks_not_one_empty_block():
+    lines = ["```bash", "npm install tool", "```", "", "```bash", "npm run build", "```"]
+    assert fence_pairs(lines) == [(0, 2), (4, 6)]
+    assert fence_pairs(["````md", "```", "````"]) == [(0, 2)]  # a shorter fence inside a longer one is content
+    assert fence_pairs(["```", "code"]) == [(0, None)]
+    facts = RepoFacts(name="tool", package="tool", ecosystem="node", install=("npm install tool",),
+                      commands=("npm run build",))
+    text = "## Usage\n\n" + "\n".join(lines) + "\n"
+    grounded, report = ground_readme(text, Evidence.of(facts, ("package.json",), ()))
+    assert grounded == text and report.total() == 0  # the grounding pass's tidy kept both blocks whole
+
+
+def test_a_fence_the_model_left_open_inside_a_list_item_closes_inside_it():
+    raw = "## Usage\n\n1. Add a component:\n    ```javascript\n    const app = choo()\n"
+    section = clean_section(raw, "## Usage\n\n", cut_by_budget=True)
+    assert section.endswith("    const app = choo()\n    ```")
+    readme = section + "\n\n```bash\nnpm start\n```\n"
+    assert unclosed_fences(readme) == 0
+    assert "npm start" in [block for block in readme.split("```") if "npm start" in block][0]
