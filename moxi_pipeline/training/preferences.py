@@ -7,7 +7,7 @@
   would cut (invented paths, URLs, commands; repetition; copied key files) is what DPO teaches it to avoid.
   It opens with the chosen answer's heading, forced as generation forces it (`answer_heading`): left to open
   the answer itself, the model writes `#`, which with the prompt's last newline is the `\n#` that stops a
-  section, and every rejected answer was a lone `#` (found on the `cpu` profile: 192 of 192).
+  section, and the rejected answer was a lone `#` (found on the `cpu` profile: 192 of 192).
 
 A pair is kept when ROUGE-L(chosen, rejected) < `max_rouge_l`: a rejected answer close to the real one teaches
 nothing. Generation is batched and resumable: each batch's answers are appended to a progress JSONL, and a
