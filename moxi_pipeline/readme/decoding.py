@@ -190,6 +190,7 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = _cut_at_echo([""] + lines)[1:]
     lines = _drop_gibberish(lines)
     lines = _cut_at_loop(lines)
+    lines = _close_before_reopening(lines)
     lines = _close_fence(lines)
     if cut_by_budget:
         lines = _trim_unfinished(lines, 0)
@@ -251,6 +252,31 @@ def _cut_at_loop(lines: list[str]) -> list[str]:
             return lines[:index]
         seen[key] = seen.get(key, 0) + 1
     return lines
+
+
+def _close_before_reopening(lines: list[str]) -> list[str]:
+    """A fence with a language ("```jsx") while a block is open: the model meant to close the block and open
+    another (to CommonMark the line is code, and the block runs on past it, swallowing the prose between). The
+    block is closed at its last blank line, where the model went back to prose ("3. Use it:"), else just before."""
+    out: list[str] = []
+    open_at, open_marker, indent = -1, "", ""
+    for line in lines:
+        match = _FENCE.match(line)
+        if match:
+            if not open_marker:
+                open_at, open_marker, indent = len(out), match.group(1), line[: len(line) - len(line.lstrip())]
+            elif _closes(line, open_marker):
+                open_marker = ""
+            elif line.strip()[len(match.group(1)):].strip() and match.group(1)[0] == open_marker[0]:
+                while out and not out[-1].strip():
+                    out.pop()
+                blank = max((i for i in range(open_at + 2, len(out)) if not out[i].strip()), default=None)
+                out.insert(len(out) if blank is None else blank, indent + open_marker)
+                if blank is None:
+                    out.append("")
+                open_at, open_marker, indent = len(out), match.group(1), line[: len(line) - len(line.lstrip())]
+        out.append(line)
+    return out
 
 
 def _close_fence(lines: list[str]) -> list[str]:

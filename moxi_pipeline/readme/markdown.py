@@ -184,6 +184,7 @@ def layout(text: str) -> str:
     nesting = False  # the last top-level item is numbered: a bullet right under it belongs to it
     shift = 0  # columns added to (or taken from) the lines of the code block being copied
     top_ordered: bool | None = None  # the kind of the last top-level item
+    block_indent = 0  # the indent of the code block being copied, as written out
 
     def blank_before() -> None:
         if out and out[-1].strip():
@@ -200,7 +201,14 @@ def layout(text: str) -> str:
                 following = next((l for l in lines[ends[index] + 1 :] if l.strip()), "")
                 between_items = _ITEM.match(following) and not _indent(following) and stack and not stack[0][0]
                 shift = stack[0][1] + stack[0][2] if between_items and not _indent(line) else moved(_indent(line))
-            out.append(_reindent(line, shift) if line.strip() else line)
+            written = _reindent(line, shift) if line.strip() else line
+            if index in ends:
+                block_indent = _indent(written)
+            elif written.strip():
+                # code under an indented fence (inside a list item) keeps at least the fence's indent: a line
+                # left of it would end the item, and the block, mid-code
+                written = " " * max(0, block_indent - _indent(written)) + written
+            out.append(written)
             if index in closes and index + 1 < len(lines) and lines[index + 1].strip():
                 out.append("")
             continue

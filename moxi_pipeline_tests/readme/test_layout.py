@@ -100,3 +100,25 @@ def test_a_fence_the_model_left_open_inside_a_list_item_closes_inside_it():
     readme = section + "\n\n```bash\nnpm start\n```\n"
     assert unclosed_fences(readme) == 0
     assert "npm start" in [block for block in readme.split("```") if "npm start" in block][0]
+
+
+def test_a_fence_reopened_with_a_language_closes_the_open_block_where_the_prose_came_back():
+    # as a DPO model wrote choo's Usage: the javascript block never closed, so "3. Use it:" and the jsx fence
+    # were code to CommonMark and the block ran to the end of the README
+    raw = ("## Usage\n\n1. Install\n2. Create a component:\n   ```javascript\n    // create it\n\n3. Use it:\n"
+           "   ```jsx\n    <div/>\n   ```\n")
+    assert unclosed_fences(raw) == 1
+    section = clean_section(raw, "## Usage\n\n", cut_by_budget=False)
+    assert section == ("## Usage\n\n1. Install\n2. Create a component:\n   ```javascript\n    // create it\n   ```\n\n"
+                       "3. Use it:\n   ```jsx\n    <div/>\n   ```")
+    assert unclosed_fences(section) == 0 and sum(lint_findings(layout(section)).values()) == 0
+    glued = clean_section("## Usage\n\n```python\nimport x\n```bash\npip install x\n```\n", "## Usage\n\n", False)
+    assert glued == "## Usage\n\n```python\nimport x\n```\n\n```bash\npip install x\n```"
+
+
+def test_code_written_left_of_its_indented_fence_stays_in_the_block():
+    text = "1. Install it.\n2. Run it:\n\n    ```\n    <path>\n  ...</path>\n    ```\n"
+    assert unclosed_fences(text) == 1  # the line left of the fence ends the item, and the block with it
+    out = layout(text)
+    assert out == "1. Install it.\n2. Run it:\n\n    ```\n    <path>\n    ...</path>\n    ```\n"
+    assert unclosed_fences(out) == 0 and _words(out) == _words(text)
