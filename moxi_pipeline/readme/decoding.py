@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from moxi_pipeline.readme import markdown
+
 # (label, done, total): one call per finished README, for tqdm in the CLI or a log line in Dagster.
 Progress = Callable[[str, int, int], None]
 
@@ -265,7 +267,7 @@ def _close_before_reopening(lines: list[str]) -> list[str]:
         if match:
             if not open_marker:
                 open_at, open_marker, indent = len(out), match.group(1), line[: len(line) - len(line.lstrip())]
-            elif _closes(line, open_marker):
+            elif markdown.closes_fence(line, open_marker):
                 open_marker = ""
             elif line.strip()[len(match.group(1)):].strip() and match.group(1)[0] == open_marker[0]:
                 while out and not out[-1].strip():
@@ -281,15 +283,7 @@ def _close_before_reopening(lines: list[str]) -> list[str]:
 
 def _close_fence(lines: list[str]) -> list[str]:
     """An unclosed code fence at the end is closed when it holds code, dropped when it is empty."""
-    open_at, marker = None, ""
-    for index, line in enumerate(lines):
-        match = _FENCE.match(line)
-        if not match:
-            continue
-        if open_at is None:
-            open_at, marker = index, match.group(1)
-        elif _closes(line, marker):
-            open_at = None
+    open_at = next((start for start, end in markdown.fence_pairs(lines) if end is None), None)
     if open_at is None:
         return lines
     body = [line for line in lines[open_at + 1 :] if line.strip()]
@@ -299,14 +293,8 @@ def _close_fence(lines: list[str]) -> list[str]:
         lines = lines[:-1]
     # at the opener's indentation: a fence opened inside a list item ("    ```js") closes there; a closer at
     # column 0 would end the item and open a new block that swallows the rest of the README
-    indent = lines[open_at][: len(lines[open_at]) - len(lines[open_at].lstrip())]
-    return lines + [indent + marker]
-
-
-def _closes(line: str, marker: str) -> bool:
-    """CommonMark: a closing fence is the opener's character, at least as long, with no info string."""
-    fence = line.strip()
-    return set(fence) == {marker[0]} and len(fence) >= len(marker)
+    opener = lines[open_at]
+    return lines + [opener[: len(opener) - len(opener.lstrip())] + _FENCE.match(opener).group(1)]
 
 
 def _drop_dangling_headings(lines: list[str]) -> list[str]:

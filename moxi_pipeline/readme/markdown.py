@@ -157,13 +157,18 @@ def fence_pairs(lines: list[str]) -> list[tuple[int, int | None]]:
         match = _FENCE_LINE.match(line)
         if match is None:
             continue
-        marker, rest = match.group(2), match.group(3).strip()
         if opened is None:
-            opened = (index, marker)
-        elif not rest and marker[0] == opened[1][0] and len(marker) >= len(opened[1]):
+            opened = (index, match.group(2))
+        elif closes_fence(line, opened[1]):
             pairs.append((opened[0], index))
             opened = None
     return pairs + ([(opened[0], None)] if opened is not None else [])
+
+
+def closes_fence(line: str, marker: str) -> bool:
+    """CommonMark: a closing fence is the opener's character, at least as long, with no info string."""
+    fence = line.strip()
+    return set(fence) == {marker[0]} and len(fence) >= len(marker)
 
 
 def layout(text: str) -> str:
