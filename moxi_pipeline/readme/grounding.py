@@ -38,6 +38,12 @@ COMMAND_WORDS = {
     "cargo", "go", "gem", "bundle", "composer", "mvn", "gradle", "./gradlew", "dotnet", "dart", "flutter",
     "docker", "docker-compose", "brew", "apt", "apt-get", "yum", "dnf", "sudo", "curl", "wget", "git", "rm",
     "make", "cd", "node", "deno", "pytest", "java", "kubectl", "helm", "snap", "choco", "scoop",
+    # the other ecosystems' interpreters and build tools: `php composer install -o x --no_cache` is no code
+    # example, it is a command the facts must give (not English words such as "mix" or "stack": a prose line
+    # that opens with one of these is judged as a command)
+    "php", "ruby", "rake", "rails", "perl", "swift", "carthage", "xcodebuild", "sbt", "lein", "clj", "clojure",
+    "elixir", "cmake", "ctest", "meson", "bazel", "nuget", "msbuild", "rustup", "cabal", "opam", "luarocks",
+    "Rscript", "julia",
 }
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 # `[Package Overview](#package: overview)`: a space makes it no link at all; a reader sees the brackets

@@ -114,6 +114,15 @@ def test_shell_commands_keep_only_what_the_repository_supports():
     assert (report.paths, report.urls, report.commands) == (0, 0, 6)
 
 
+def test_other_ecosystems_interpreters_and_build_tools_are_commands_the_facts_must_give():
+    # seen in a generated Usage block: a composer flag that does not exist, run through php
+    block = "```bash\nphp composer install -o fetcher --no_cache\ncmake --build build\nfetch --help\n```"
+    out, report = ground_readme(block, EVIDENCE)
+    assert out == "```bash\nfetch --help\n```"
+    assert report.removed == ["php composer install -o fetcher --no_cache", "cmake --build build"]
+    assert report.commands == 2
+
+
 def test_a_code_block_that_loses_every_line_goes_whole():
     out, report = ground_readme("## Setup\n\n```bash\nsudo rm -rf /\n```\n\nDone.", EVIDENCE)
     assert (out, report.commands) == ("## Setup\n\nDone.", 1)
