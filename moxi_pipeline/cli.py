@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="keep the repository's own README and add only the sections it lacks")
     gen.add_argument("--length-scale", type=float, default=1.0, metavar="X",
                      help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
+    gen.add_argument("--min-section-share", type=float, default=0.0, metavar="S",
+                     help="a model-written section may not end before this share (0-1) of its budget (default 0)")
     ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
     ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
     ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none'")
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="completion mode: remove one section from each real README and score how Moxi restores it")
     ev.add_argument("--length-scale", type=float, default=1.0, metavar="X",
                     help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
+    ev.add_argument("--min-section-share", type=float, default=0.0, metavar="S",
+                    help="a model-written section may not end before this share (0-1) of its budget (default 0)")
     cmp = commands.add_parser("compare", help="one table and plot of every evaluated run")
     cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
     cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
@@ -131,14 +135,18 @@ def migrate(args) -> int:
 
 
 def _decoding(args):
-    """`generate`/`evaluate`'s decoding settings: MBR drafts and the section length scale; a bad one is named."""
+    """`generate`/`evaluate`'s decoding settings: MBR drafts, the section length scale and minimum; a bad one is named."""
     from moxi_pipeline.readme.decoding import DecodingConfig
 
     if args.mbr < 0:
         raise ValueError(f"--mbr {args.mbr}: the number of drafts per section must be 0 (greedy) or more")
     if not args.length_scale > 0:
         raise ValueError(f"--length-scale {args.length_scale}: must be above 0 (1 keeps the default section budgets)")
-    return DecodingConfig(mbr_candidates=args.mbr, section_tokens_scale=args.length_scale)
+    if not 0 <= args.min_section_share <= 1:
+        raise ValueError(f"--min-section-share {args.min_section_share}: must be from 0 (the model ends a section "
+                         "where it likes) to 1 (a section runs its whole budget)")
+    return DecodingConfig(mbr_candidates=args.mbr, section_tokens_scale=args.length_scale,
+                          min_section_share=args.min_section_share)
 
 
 def _writer(adapter: str, settings, model: str | None = None):

@@ -41,6 +41,11 @@ def section_budget(section: str, decoding: DecodingConfig) -> int:
     return max(1, min(round(SECTION_TOKENS[section] * decoding.section_tokens_scale), decoding.max_new_tokens))
 
 
+def section_minimum(section: str, decoding: DecodingConfig) -> int:
+    """New tokens a section takes before it may end: `min_section_share` of its budget."""
+    return round(section_budget(section, decoding) * decoding.min_section_share)
+
+
 @dataclass(frozen=True)
 class Written:
     repo: str
@@ -113,10 +118,12 @@ def _drafts(model, tokenizer, batch: list[SectionJob], decoding: DecodingConfig)
     """Per job, its drafts' new ids: one decode, or `mbr_candidates` sampled drafts generated in one batch."""
     prompts = [job.prompt_ids for job in batch]
     n = decoding.mbr_candidates
+    minimum = [section_minimum(job.section, decoding) for job in batch]
     if n <= 1:
-        return [[ids] for ids in generate_ids(model, tokenizer, prompts, decoding)]
+        return [[ids] for ids in generate_ids(model, tokenizer, prompts, decoding, minimum)]
     sampling = replace(decoding, temperature=decoding.mbr_temperature, top_p=0.95)
-    rows = generate_ids(model, tokenizer, [ids for ids in prompts for _ in range(n)], sampling)
+    rows = generate_ids(model, tokenizer, [ids for ids in prompts for _ in range(n)], sampling,
+                        [m for m in minimum for _ in range(n)])
     return [rows[i * n : (i + 1) * n] for i in range(len(batch))]
 
 

@@ -56,6 +56,9 @@ class DecodingConfig:
     mbr_temperature: float = 0.7  # sampling temperature of the MBR drafts
     # each model-written section's token budget (compose.SECTION_TOKENS) times this; max_new_tokens still caps it
     section_tokens_scale: float = 1.0
+    # a section may not end (end of turn, or a new heading) before this share of its budget: the fine-tuned
+    # models stop after two Features items whatever the budget; 0 lets the model end where it likes
+    min_section_share: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -69,6 +72,7 @@ class DecodingConfig:
             "mbr_candidates": self.mbr_candidates >= 0,
             "mbr_temperature": self.mbr_temperature > 0,
             "section_tokens_scale": self.section_tokens_scale > 0,
+            "min_section_share": 0 <= self.min_section_share <= 1,
         }
         for field, ok in checks.items():
             if not ok:
@@ -97,8 +101,10 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingConfig) -> list[list[int]]:
-    """New token ids per prompt; prompts are left-padded into one batch (the caller sizes it)."""
+def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingConfig,
+                 min_new_tokens: list[int] | None = None) -> list[list[int]]:
+    """New token ids per prompt; prompts are left-padded into one batch (the caller sizes it).
+    `min_new_tokens`: per prompt, how many new tokens come before it may end (no end of turn, no new heading)."""
     import torch
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -114,7 +120,8 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingC
             eos_token_id=stop_token_ids(tokenizer),
             pad_token_id=pad_id,
             **({"stop_strings": ["\n#"], "tokenizer": tokenizer} if decoding.stop_at_heading else {}),
-            logits_processor=[AnswerGuards(input_ids, attention_mask, decoding)],
+            logits_processor=[AnswerGuards(input_ids, attention_mask, decoding),
+                              *([MinimumLength(tokenizer, input_ids.shape[1], min_new_tokens)] if any(min_new_tokens or ()) else [])],
             **decoding.generate_kwargs(),
         )
     return [_strip_padding(row[width:].tolist(), pad_id) for row in out]
@@ -156,6 +163,42 @@ class AnswerGuards:
                 if banned:
                     scores[row, list(banned)] = -float("inf")
         return scores
+
+
+class MinimumLength:
+    """Per row, no end of turn and no new heading (`\n#`, which stops a section) before its minimum of new tokens.
+
+    HF's `min_new_tokens` holds back the end-of-sequence token only, and one minimum for the whole batch; a
+    section also ends where the model opens the next heading, so the tokens that would open one go too."""
+
+    def __init__(self, tokenizer, start: int, min_new_tokens: list[int]):
+        self.start = start
+        self.minimum = list(min_new_tokens)
+        self.stops, self.after_newline, self.ends_line = _heading_tokens(tokenizer)
+
+    def __call__(self, input_ids, scores):
+        written = input_ids.shape[1] - self.start
+        for row, minimum in enumerate(self.minimum):
+            if written >= minimum:
+                continue
+            scores[row, self.stops] = -float("inf")
+            if int(input_ids[row, -1]) in self.ends_line:
+                scores[row, self.after_newline] = -float("inf")
+        return scores
+
+
+_HEADING_TOKENS: dict[int, tuple[list[int], list[int], set[int]]] = {}
+
+
+def _heading_tokens(tokenizer) -> tuple[list[int], list[int], set[int]]:
+    """(end-of-turn ids and ids holding "\n#", ids opening with "#", ids ending a line) of a vocabulary."""
+    key = id(tokenizer)
+    if key not in _HEADING_TOKENS:
+        texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+        stops = sorted({*stop_token_ids(tokenizer), *(i for i, t in enumerate(texts) if re.search(r"\n {0,3}#", t))})
+        opens = [i for i, t in enumerate(texts) if t.lstrip(" ").startswith("#")]
+        _HEADING_TOKENS[key] = (stops, opens, {i for i, t in enumerate(texts) if t.endswith("\n")})
+    return _HEADING_TOKENS[key]
 
 
 def _continuations(ids: list[int], n: int) -> dict[tuple[int, ...], set[int]]:

@@ -209,3 +209,50 @@ def test_a_copy_from_the_prompt_stops_at_max_prompt_copy_tokens():
     # max_prompt_copy=0 allows any copy
     scores = _guarded(prompt, [[1, 2, 3], [8, 2, 3]], repetition_penalty=1.0, no_repeat_ngram_size=0, max_prompt_copy=0)
     assert inf not in scores[0] + scores[1]
+
+
+def test_minimum_length_holds_back_the_end_and_a_new_heading_until_each_rows_minimum(tiny):
+    import torch
+
+    from moxi_pipeline.readme.decoding import MinimumLength
+
+    _, tokenizer = tiny
+    newline = tokenizer("a\n", add_special_tokens=False).input_ids[-1]
+    assert tokenizer.decode([newline]).endswith("\n")
+    hash_id = next(i for i in range(len(tokenizer)) if tokenizer.decode([i]).startswith("#"))
+    word = tokenizer("hello", add_special_tokens=False).input_ids[0]
+    end = stop_token_ids(tokenizer)[0]
+    # three rows, two new tokens each so far: the first after a newline, the second mid-line, the third done
+    input_ids = torch.tensor([[word, word, newline], [word, newline, word], [word, word, newline]])
+    guard = MinimumLength(tokenizer, start=1, min_new_tokens=[4, 4, 2])
+    scores = guard(input_ids, torch.zeros(3, len(tokenizer)))
+    blocked = scores == -float("inf")
+    assert blocked[0, end] and blocked[0, hash_id]  # after a newline, "#" would open a heading
+    assert blocked[1, end] and not blocked[1, hash_id]  # mid-line, "#" is text (`C#`, an issue number)
+    assert not blocked[2].any()  # its minimum is reached: it may end
+    assert not blocked[0, word] and not blocked[1, word]
+
+
+def test_a_minimum_makes_a_row_that_would_stop_at_once_write_on(tiny_fp32):
+    import copy
+
+    model, tokenizer = tiny_fp32
+    prompts = _prompts(tokenizer)[:1]
+    decoding = DecodingConfig(max_new_tokens=12, stop_at_heading=False)
+    free = generate_ids(model, tokenizer, prompts, decoding)[0]
+    at = next(i for i, t in enumerate(free) if i and t not in free[:i])  # an early token, new to the answer
+    stopper = copy.deepcopy(tokenizer)
+    stopper.eos_token = tokenizer.convert_ids_to_tokens(free[at])  # that token now ends the answer
+    assert generate_ids(model, stopper, prompts, decoding) == [free[: at + 1]]
+    longer = generate_ids(model, stopper, prompts, decoding, min_new_tokens=[at + 4])[0]
+    assert len(longer) >= at + 4 and longer[:at] == free[:at] and free[at] not in longer[: at + 4]
+
+
+def test_min_section_share_is_checked_and_scales_each_sections_budget():
+    from moxi_pipeline.readme.compose import section_minimum
+
+    with pytest.raises(ValueError, match=r"DecodingConfig\.min_section_share .*1\.5"):
+        DecodingConfig(min_section_share=1.5)
+    assert section_minimum("features", DecodingConfig()) == 0
+    assert section_minimum("features", DecodingConfig(min_section_share=0.5)) == 64
+    assert section_minimum("about", DecodingConfig(min_section_share=0.5, section_tokens_scale=2)) == 96
