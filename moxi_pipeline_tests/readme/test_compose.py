@@ -258,7 +258,8 @@ def test_the_length_scale_multiplies_each_sections_budget_within_max_new_tokens(
     asked = []
     real_generate = compose.generate_ids
     monkeypatch.setattr(compose, "generate_ids",
-                        lambda m, t, prompts, decoding: asked.append(decoding.max_new_tokens) or real_generate(m, t, prompts, decoding))
+                        lambda m, t, prompts, decoding, minimum=None: asked.append(decoding.max_new_tokens)
+                        or real_generate(m, t, prompts, decoding, minimum))
     jobs = compose.section_jobs(tokenizer, repos, [repo_facts(r) for r in repos], True)
     compose.run_section_jobs(model, tokenizer, jobs, DecodingConfig(section_tokens_scale=0.05, batch_size=64), None)
     assert asked == [round(128 * 0.05)]  # one batch: its largest section's budget, scaled
