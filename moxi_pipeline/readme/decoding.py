@@ -302,7 +302,9 @@ def _cut_at_loop(lines: list[str]) -> list[str]:
 def _close_before_reopening(lines: list[str]) -> list[str]:
     """A fence with a language ("```jsx") while a block is open: the model meant to close the block and open
     another (to CommonMark the line is code, and the block runs on past it, swallowing the prose between). The
-    block is closed at its last blank line, where the model went back to prose ("3. Use it:"), else just before."""
+    block is closed at its last blank line, where the model went back to prose ("3. Use it:"), else just before.
+    A closing fence indented past CommonMark's 3 spaces ("       ```" under "```csharp") is a code line to a
+    renderer, so the block would run on over the next headings: it moves to its opener's indent."""
     out: list[str] = []
     open_at, open_marker, indent = -1, "", ""
     for line in lines:
@@ -310,7 +312,8 @@ def _close_before_reopening(lines: list[str]) -> list[str]:
         if match:
             if not open_marker:
                 open_at, open_marker, indent = len(out), match.group(1), line[: len(line) - len(line.lstrip())]
-            elif markdown.closes_fence(line, open_marker):
+            elif markdown.closes_fence(line.strip(), open_marker):
+                line = indent + line.strip()
                 open_marker = ""
             elif line.strip()[len(match.group(1)):].strip() and match.group(1)[0] == open_marker[0]:
                 while out and not out[-1].strip():

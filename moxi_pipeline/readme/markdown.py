@@ -105,11 +105,6 @@ _OPENERS = {"heading_open": "heading", "table_open": "table", "paragraph_open": 
             "html_block": "text", "hr": "text"}
 
 
-def _closes_fence(line: str, markup: str) -> bool:
-    fence = line.strip()
-    return bool(fence) and set(fence) == {markup[0]} and len(fence) >= len(markup)
-
-
 def blocks(lines: list[str], offset: int = 0) -> list[Block]:
     """The top-level blocks of a document, by line range, covering every non-blank line.
 
@@ -125,7 +120,7 @@ def blocks(lines: list[str], offset: int = 0) -> list[Block]:
             continue
         start, end = token.map[0] + offset, token.map[1] + offset
         kind = _OPENERS[token.type]
-        if token.type == "fence" and not (end - start > 1 and _closes_fence(lines[end - 1], token.markup)):
+        if token.type == "fence" and not (end - start > 1 and closes_fence(lines[end - 1], token.markup)):
             return found + [Block(start, start + 1, "text")] + blocks(lines, start + 1)
         title = ""
         if kind == "heading":
@@ -152,23 +147,26 @@ def fence_pairs(lines: list[str]) -> list[tuple[int, int | None]]:
     a fence closes only on the opener's character, at least as long, with nothing after it. So "```" then
     "```bash" are a close and a new opening, never one empty block."""
     pairs: list[tuple[int, int | None]] = []
-    opened: tuple[int, str] | None = None
+    opened: tuple[int, str, int] | None = None  # (line, marker, indent)
     for index, line in enumerate(lines):
         match = _FENCE_LINE.match(line)
         if match is None:
             continue
         if opened is None:
-            opened = (index, match.group(2))
-        elif closes_fence(line, opened[1]):
+            opened = (index, match.group(2), len(match.group(1)))
+        elif closes_fence(line, opened[1], opened[2]):
             pairs.append((opened[0], index))
             opened = None
     return pairs + ([(opened[0], None)] if opened is not None else [])
 
 
-def closes_fence(line: str, marker: str) -> bool:
-    """CommonMark: a closing fence is the opener's character, at least as long, with no info string."""
+def closes_fence(line: str, marker: str, opener_indent: int = 0) -> bool:
+    """CommonMark: a closing fence is the opener's character, at least as long, with no info string, indented
+    at most 3 spaces (here: past the opener's own indent, which inside a list item is the item's text column);
+    "       ```" under a fence at the margin is a code line, and the block runs on over the headings below."""
     fence = line.strip()
-    return set(fence) == {marker[0]} and len(fence) >= len(marker)
+    indent = len(line) - len(line.lstrip())
+    return set(fence) == {marker[0]} and len(fence) >= len(marker) and indent <= opener_indent + 3
 
 
 def layout(text: str) -> str:

@@ -116,6 +116,23 @@ def test_a_fence_reopened_with_a_language_closes_the_open_block_where_the_prose_
     assert glued == "## Usage\n\n```python\nimport x\n```\n\n```bash\npip install x\n```"
 
 
+def test_a_closing_fence_indented_past_three_spaces_moves_to_its_openers_indent():
+    # as the DPO model closed a C# example: to CommonMark "       ```" is code, so the block ran on over the
+    # Contributing heading to the facts' own bash block
+    from moxi_pipeline.readme.markdown import code_blocks
+
+    raw = "## Usage\n\n```csharp\n    using System;\n\n       ```\n"
+    facts_part = "\n## Contributing\n\n```bash\ndotnet test\n```\n"
+    before = raw + facts_part
+    assert fence_pairs(before.split("\n")) == [(2, 11)] and len(code_blocks(before)) == 1
+    section = clean_section(raw, "## Usage\n\n", cut_by_budget=False)
+    assert section == "## Usage\n\n```csharp\n    using System;\n\n```"
+    after = section + "\n" + facts_part
+    assert fence_pairs(after.split("\n")) == [(2, 5), (9, 11)] and len(code_blocks(after)) == 2
+    # inside a list item the opener's own indent counts: this closer is the item's
+    assert fence_pairs(["1. Run:", "    ```bash", "    make", "      ```"]) == [(1, 3)]
+
+
 def test_code_written_left_of_its_indented_fence_stays_in_the_block():
     text = "1. Install it.\n2. Run it:\n\n    ```\n    <path>\n  ...</path>\n    ```\n"
     assert unclosed_fences(text) == 1  # the line left of the fence ends the item, and the block with it
