@@ -338,18 +338,24 @@ def _drop_empty_fences(lines: list[str]) -> list[str]:
     return [line for index, line in enumerate(lines) if index not in empty]
 
 
+_BARE_HEADING = re.compile(r"\s{0,3}#{1,6}\s*")
+
+
 def tidy(text: str) -> str:
     """What removals leave behind: a line ending in ':' that now introduces nothing, an empty list item,
-    a heading with nothing under it, an unclosed fence's opening line, runs of blank lines (repeated until
-    stable)."""
+    a heading with nothing under it or no words in it, an unclosed fence's opening line, runs of blank lines
+    (repeated until stable)."""
     lines = text.split("\n")
     unclosed = [start for start, end in markdown.fence_pairs(lines) if end is None]
     if unclosed:
         del lines[unclosed[0]]
     while True:
         lines = _drop_empty_fences(lines)
+        in_code = {i for start, end in markdown.fence_pairs(lines) for i in range(start, len(lines) if end is None else end + 1)}
         kept: list[str] = []
         for index, line in enumerate(lines):
+            if index not in in_code and _BARE_HEADING.fullmatch(line):
+                continue  # "#" alone: a heading with no words (what is left when grounding took its text)
             following = next((l for l in lines[index + 1 :] if l.strip()), "")
             introduces_nothing = line.rstrip().endswith(":") and not _BLOCK_START.match(following)
             empty_section = index > 0 and _level(line) < 7 and (not following or _level(following) <= _level(line))

@@ -123,6 +123,13 @@ def test_other_ecosystems_interpreters_and_build_tools_are_commands_the_facts_mu
     assert report.commands == 2
 
 
+def test_a_heading_with_no_words_goes_but_a_bare_comment_in_code_stays():
+    text = "## Usage\n\n#\n\nThe documentation is in [docs/](docs/).\n\n```bash\n#\npip install fetcher\n```"
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == "## Usage\n\nThe documentation is in [docs/](docs/).\n\n```bash\n#\npip install fetcher\n```"
+    assert report.total() == 0
+
+
 def test_a_code_block_that_loses_every_line_goes_whole():
     out, report = ground_readme("## Setup\n\n```bash\nsudo rm -rf /\n```\n\nDone.", EVIDENCE)
     assert (out, report.commands) == ("## Setup\n\nDone.", 1)
