@@ -143,16 +143,6 @@ class Evidence:
             return True
         return norm in self.corpus
 
-    def is_command(self, text: str) -> bool:
-        """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or it runs
-        the project by its own name with arguments (`zircon run`) when the facts give no such command."""
-        words = text.strip().removeprefix("$ ").split()
-        if not words:
-            return False
-        names = {n.lower() for n in (self.facts.name, self.facts.package or "") if n and " " not in n}
-        own = {c.split()[0] for c in self.facts.commands if c.split()}
-        return words[0] in COMMAND_WORDS or (len(words) > 1 and words[0].lower() in names and words[0] not in own)
-
     def command_allowed(self, line: str) -> bool:
         command = line.strip().removeprefix("$ ").strip()
         if not command or command.startswith("#"):
@@ -168,7 +158,7 @@ class Evidence:
         own = {c.split()[0] for c in self.facts.commands if c.split()}
         if first in own and first not in COMMAND_WORDS:
             return not unknown_paths(command, self.known)
-        if not self.is_command(command):
+        if first not in COMMAND_WORDS:
             return True  # not a shell command we can judge: a code example line
         if first in ("sudo", "rm", "curl", "wget") or "| sh" in command or "| bash" in command:
             return False
@@ -222,7 +212,7 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
     bad_urls = [u for u in markdown.BARE_URL.findall(sentence) if not evidence.url_allowed(u.rstrip(".,;:!?"))]
     bad_paths = unknown_paths(sentence, evidence.known)
     bad_commands = [span for span in _CODE_SPAN.findall(sentence)
-                    if evidence.is_command(span) and not evidence.command_allowed(span)]
+                    if span.split() and span.split()[0] in COMMAND_WORDS and not evidence.command_allowed(span)]
     report.urls += len(bad_urls)
     report.paths += len(bad_paths)
     report.commands += len(bad_commands)
@@ -233,7 +223,7 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
 def _ground_prose(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str | None:
     line = _fix_links(line, evidence, report, anchors)
     bare = _LIST_ITEM.sub("", line).strip().strip("`").removeprefix("$ ")
-    if bare.split() and bare.split()[0] in COMMAND_WORDS and not evidence.command_allowed(bare):  # prose: tools only
+    if bare.split() and bare.split()[0] in COMMAND_WORDS and not evidence.command_allowed(bare):
         report.commands += 1  # a command written as prose ("pip install x" on a line of its own)
         report.removed.append(bare)
         return None

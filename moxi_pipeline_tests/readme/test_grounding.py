@@ -130,15 +130,6 @@ def test_a_heading_with_no_words_goes_but_a_bare_comment_in_code_stays():
     assert report.total() == 0
 
 
-def test_running_the_project_by_its_name_is_a_command_the_facts_must_give():
-    # seen in a generated Usage: "Run the command `zircon run`" for a library whose facts give no command
-    text = ("## Usage\n\n- Run `fetcher run` to start it.\n- Import `fetcher` in your code.\n- Run `fetch --help`.\n\n"
-            "```bash\nfetcher serve --port 80\nfetch --help\n```")
-    out, report = ground_readme(text, EVIDENCE)
-    assert out == "## Usage\n\n- Import `fetcher` in your code.\n- Run `fetch --help`.\n\n```bash\nfetch --help\n```"
-    assert report.removed == ["fetcher run", "fetcher serve --port 80"]
-
-
 def test_a_code_block_that_loses_every_line_goes_whole():
     out, report = ground_readme("## Setup\n\n```bash\nsudo rm -rf /\n```\n\nDone.", EVIDENCE)
     assert (out, report.commands) == ("## Setup\n\nDone.", 1)
