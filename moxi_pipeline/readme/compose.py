@@ -105,8 +105,10 @@ def run_section_jobs(model, tokenizer, jobs: list[SectionJob], decoding: Decodin
         step = replace(decoding, max_new_tokens=max(section_budget(job.section, decoding) for job in batch))
         for job, drafts in zip(batch, _drafts(model, tokenizer, batch, step)):
             limit = section_budget(job.section, decoding)
-            texts = [clean_section(job.prefix + tokenizer.decode(ids[:limit], skip_special_tokens=True), job.prefix,
-                                   cut_by_budget=len(ids[:limit]) >= limit) for ids in drafts]
+            # layout before the grounding pass too, not only after it: code written left of a fence opened inside a
+            # list item ends the item and the fence with it, and grounding would judge the code as prose
+            texts = [markdown.layout(clean_section(job.prefix + tokenizer.decode(ids[:limit], skip_special_tokens=True),
+                                                   job.prefix, cut_by_budget=len(ids[:limit]) >= limit)) for ids in drafts]
             best = consensus_index(texts)
             out[(job.repo_index, job.section)] = (texts[best], sum(len(ids[:limit]) for ids in drafts))
             if progress is not None:  # per section, as its batch finishes

@@ -263,3 +263,25 @@ def test_the_length_scale_multiplies_each_sections_budget_within_max_new_tokens(
     jobs = compose.section_jobs(tokenizer, repos, [repo_facts(r) for r in repos], True)
     compose.run_section_jobs(model, tokenizer, jobs, DecodingConfig(section_tokens_scale=0.05, batch_size=64), None)
     assert asked == [round(128 * 0.05)]  # one batch: its largest section's budget, scaled
+
+
+def test_code_written_left_of_a_fence_opened_in_a_list_item_is_laid_out_before_grounding(repos, tiny_fp32, monkeypatch):
+    # as a DPO model wrote a Features item: "    ```php" in the item, its code at the margin. To CommonMark the
+    # margin line ends the item and the fence with it: grounding saw an empty block, dropped it, and the lone
+    # closing fence then opened a block that swallowed the Installation heading below
+    from moxi_pipeline.readme import compose, markdown
+
+    model, tokenizer = tiny_fp32
+    features = ("1. **Rename**: rename many files.\n2. **Filters**: choose files. For example:\n"
+                "    ```python\nfiles = rename_all()\n```\n   This renames every file in the list.")
+
+    def fake_generate(m, t, prompts, decoding, minimum=None):  # the features text where the prompt ends in its heading
+        texts = [features if t.decode(ids).endswith("## Features\n\n") else "Renames files." for ids in prompts]
+        return [t(text, add_special_tokens=False).input_ids for text in texts]
+
+    monkeypatch.setattr(compose, "generate_ids", fake_generate)
+    text = write_readmes(model, tokenizer, repos[:1], DecodingConfig(batch_size=8))[0].text
+    assert "    ```python\n    files = rename_all()\n    ```" in text
+    for block in markdown.code_blocks(text):
+        assert "## Installation" not in "\n".join(text.split("\n")[block.start : block.end])
+    assert "## Installation\n\n```bash\npip install renamer\n```" in text
