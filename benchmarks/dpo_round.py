@@ -19,9 +19,8 @@ from pathlib import Path
 
 from moxi_pipeline.dataset.samples import load_sft_dataset
 from moxi_pipeline.models.writer import WriterSpec, load_writer
-from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.training.dpo import load_dpo_config, train_dpo
-from moxi_pipeline.training.preferences import PreferenceConfig, build_preference_pairs, write_pairs
+from moxi_pipeline.training.preferences import build_preference_pairs, write_pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     later = train[args.skip : args.skip + args.pairs]
     if not later:
         raise SystemExit(f"--skip {args.skip}: the dataset has only {len(train)} train prompts")
-    config = load_dpo_config(args.profile, device=args.device)
-    pair_config = PreferenceConfig(config.max_rouge_l, args.pairs, decoding=DecodingConfig(
-        max_new_tokens=config.pair_max_new_tokens, temperature=config.pair_temperature, top_p=0.9, batch_size=4))
+    config = load_dpo_config(args.profile, device=args.device, max_pairs=args.pairs)
+    pair_config = config.preference_config()
 
     start = time.time()
     model, tokenizer = load_writer(WriterSpec(Path(args.base), Path(args.adapter)), args.device)

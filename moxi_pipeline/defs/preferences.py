@@ -8,7 +8,6 @@ from pydantic import Field
 from moxi_pipeline.defs.metadata import image
 from moxi_pipeline.defs.resources import ArtifactsResource, OpenAIClient
 from moxi_pipeline.defs.training import GPU_POOL, GPU_TAGS
-from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.records import Artifact, SftSample
 from moxi_pipeline.settings import load_settings
 from moxi_pipeline.training.dpo import (
@@ -18,7 +17,6 @@ from moxi_pipeline.training.dpo import (
     train_dpo,
 )
 from moxi_pipeline.training.preferences import (
-    PreferenceConfig,
     build_preference_pairs,
     grounding_counts,
     plot_lengths,
@@ -62,8 +60,7 @@ def preference_pairs(context: dg.AssetExecutionContext, config: PreferencePairsC
         ("pair_max_new_tokens", config.max_new_tokens), ("pair_temperature", config.temperature)) if value is not None})
     if config.preferences not in ("sft", "openai"):
         raise dg.Failure(description=f"preference_pairs config preferences={config.preferences!r}: choose sft or openai")
-    pair_config = PreferenceConfig(profile.max_rouge_l, profile.max_pairs, decoding=DecodingConfig(
-        max_new_tokens=profile.pair_max_new_tokens, temperature=profile.pair_temperature, top_p=0.9, batch_size=4))
+    pair_config = profile.preference_config()
     out_dir = artifacts.path("preferences", lora_adapter.metadata.get("run_id", "adapter"))
     chosen, usage = None, {}
     if config.preferences == "openai":

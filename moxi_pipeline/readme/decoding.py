@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,7 +175,8 @@ class MinimumLength:
     def __init__(self, tokenizer, start: int, min_new_tokens: list[int]):
         self.start = start
         self.minimum = list(min_new_tokens)
-        self.stops, self.after_newline, self.ends_line = _heading_tokens(tokenizer)
+        holding_heading, self.after_newline, self.ends_line = _heading_tokens(tokenizer)
+        self.stops = sorted({*stop_token_ids(tokenizer), *holding_heading})
 
     def __call__(self, input_ids, scores):
         written = input_ids.shape[1] - self.start
@@ -187,18 +189,18 @@ class MinimumLength:
         return scores
 
 
-_HEADING_TOKENS: dict[int, tuple[list[int], list[int], set[int]]] = {}
+# per tokenizer object, for as long as it lives (one vocabulary pass, not one per batch)
+_HEADING_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _heading_tokens(tokenizer) -> tuple[list[int], list[int], set[int]]:
-    """(end-of-turn ids and ids holding "\n#", ids opening with "#", ids ending a line) of a vocabulary."""
-    key = id(tokenizer)
-    if key not in _HEADING_TOKENS:
-        texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
-        stops = sorted({*stop_token_ids(tokenizer), *(i for i, t in enumerate(texts) if re.search(r"\n {0,3}#", t))})
-        opens = [i for i, t in enumerate(texts) if t.lstrip(" ").startswith("#")]
-        _HEADING_TOKENS[key] = (stops, opens, {i for i, t in enumerate(texts) if t.endswith("\n")})
-    return _HEADING_TOKENS[key]
+    """(ids holding "\n#", ids opening with "#", ids ending a line) of a tokenizer's vocabulary."""
+    if tokenizer not in _HEADING_TOKENS:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        _HEADING_TOKENS[tokenizer] = ([i for i, t in enumerate(texts) if re.search(r"\n {0,3}#", t)],
+                                      [i for i, t in enumerate(texts) if t.lstrip(" ").startswith("#")],
+                                      {i for i, t in enumerate(texts) if t.endswith("\n")})
+    return _HEADING_TOKENS[tokenizer]
 
 
 def _continuations(ids: list[int], n: int) -> dict[tuple[int, ...], set[int]]:

@@ -28,7 +28,8 @@ from moxi_pipeline.storage.artifacts import ArtifactStore
 from moxi_pipeline.storage.folders import publish_dir, staging_dir
 from moxi_pipeline.training.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.training.config import CONFIGS_DIR, describe_errors
-from moxi_pipeline.training.preferences import PreferencePair
+from moxi_pipeline.readme.decoding import DecodingConfig
+from moxi_pipeline.training.preferences import PreferenceConfig, PreferencePair
 from moxi_pipeline.training.train import (
     checkpoint_dir_for,
     checkpoint_step,
@@ -58,6 +59,11 @@ class DpoConfig(BaseModel):
     pair_max_new_tokens: int = Field(160, ge=8)
     pair_temperature: float = Field(0.7, ge=0)
     max_rouge_l: float = Field(0.5, gt=0, le=1)
+
+    def preference_config(self) -> PreferenceConfig:
+        """How `preference_pairs` samples the adapter's answers and which pairs it keeps, from this profile."""
+        return PreferenceConfig(self.max_rouge_l, self.max_pairs, decoding=DecodingConfig(
+            max_new_tokens=self.pair_max_new_tokens, temperature=self.pair_temperature, top_p=0.9, batch_size=4))
 
 
 def default_dpo_profile(train_profile: str) -> str:
