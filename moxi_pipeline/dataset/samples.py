@@ -176,7 +176,9 @@ def build_sft_dataset(
     splits = split_by_repo([record.repo_url for record in records], config.test_fraction, config.seed)
     by_url = {record.repo_url: record for record in records}
     facts = {url: repo_facts(record) for url, record in by_url.items()}
-    evidence = {url: Evidence.of(facts[url], r.file_tree, r.key_files) for url, r in by_url.items()}
+    # a real README's author knows the project's own CLI where the facts may not see it: its `tool --help` stays
+    evidence = {url: Evidence.of(facts[url], r.file_tree, r.key_files, own_name_commands=False)
+                for url, r in by_url.items()}
     by_repo: dict[str, list[SftSample]] = {record.repo_url: [] for record in records}
     skipped: Counter = Counter()
     for chunk in chunks:

@@ -49,6 +49,22 @@ _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 # `[Package Overview](#package: overview)`: a space makes it no link at all; a reader sees the brackets
 _SPACED_ANCHOR = re.compile(r"(?<!!)\[([^\]]*)\]\((#[^)\n]*\s[^)\n]*)\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# what follows a program's name on a command line: a word, a flag or a placeholder, not an operator or `(`
+_ARGUMENT = re.compile(r"^([A-Za-z][\w-]*|--?\w[\w-]*|<[^>]+>)$")
+
+
+_PIPELINE = re.compile(r"\s(?:\|\|?|&&|;)\s")
+
+
+def pipes_into_tool(text: str) -> bool:
+    """A later command of a pipeline or chain opens with a tool of COMMAND_WORDS: `x | sh`, `x && npm i y`."""
+    return any(segment.split()[:1] and segment.split()[0] in COMMAND_WORDS for segment in _PIPELINE.split(text)[1:])
+
+
+def _loose(name: str) -> str:
+    """A name as a user types it, whatever its case and separators: Spam-Detector, spam_detector, spamdetector."""
+    return re.sub(r"[-_.\s]", "", name.rsplit("/", 1)[-1].lower())
+
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
 # what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
 _BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
@@ -127,11 +143,31 @@ class Evidence:
     facts: RepoFacts
     known: set[str]
     corpus: str  # key files and tree, lower-cased, where a URL or command is "found in the repository"
+    # Judge the project run by its own name (`zircon run`) as a command the facts must give. On for what a
+    # model writes; off for a real README's own text (training answers), whose author knows the project's CLI
+    # where the facts may not see it (a Go `main` package, a script without an entry point).
+    own_name_commands: bool = True
 
     @classmethod
-    def of(cls, facts: RepoFacts, file_tree, key_files) -> Evidence:
+    def of(cls, facts: RepoFacts, file_tree, key_files, *, own_name_commands: bool = True) -> Evidence:
         corpus = "\n".join([*(k.content for k in key_files), *file_tree]).lower()
-        return cls(facts, known_paths(file_tree), corpus)
+        return cls(facts, known_paths(file_tree), corpus, own_name_commands)
+
+    def is_command(self, text: str) -> bool:
+        """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes
+        or chains into one (`karma x | npx rake`), or it runs the project by its own name (`runs_own_name`)."""
+        words = text.strip().removeprefix("$ ").split()
+        return bool(words) and (words[0] in COMMAND_WORDS or pipes_into_tool(text) or self.runs_own_name(text))
+
+    def runs_own_name(self, text: str) -> bool:
+        """With `own_name_commands`: `text` runs the project by its own name with arguments, `zircon run` or
+        `spam_detector <path> -c x`, and the facts give no command of that name."""
+        words = text.strip().removeprefix("$ ").split()
+        if not self.own_name_commands or len(words) < 2 or not _ARGUMENT.match(words[1]):
+            return False
+        own = {_loose(c.split()[0]) for c in self.facts.commands if c.split()}
+        names = {_loose(n) for n in (self.facts.name, self.facts.package or "") if n and " " not in n}
+        return _loose(words[0]) in names - own - {""}
 
     def url_allowed(self, url: str) -> bool:
         norm = _norm_url(url)
@@ -141,7 +177,8 @@ class Evidence:
         if any(norm == base or norm.startswith((base + "/", base + "?"))
                for base in map(_norm_url, self.facts.allowed_urls())):
             return True
-        return norm in self.corpus
+        # found whole in the repository's text: `github.co/` is not found in "github.com/o/r"
+        return re.search(rf"(?<![\w.-]){re.escape(norm)}(?![\w-]|\.\w)", self.corpus) is not None
 
     def command_allowed(self, line: str) -> bool:
         command = line.strip().removeprefix("$ ").strip()
@@ -158,12 +195,16 @@ class Evidence:
         own = {c.split()[0] for c in self.facts.commands if c.split()}
         if first in own and first not in COMMAND_WORDS:
             return not unknown_paths(command, self.known)
-        if first not in COMMAND_WORDS:
+        if not self.is_command(command):
             return True  # not a shell command we can judge: a code example line
         if first in ("sudo", "rm", "curl", "wget") or "| sh" in command or "| bash" in command:
             return False
-        # the same tool with a dependency the manifest names (`pip install requests` for a project using it)
-        return any(c.split()[:2] == words[:2] for c in allowed if c) and words[-1] in self.facts.dependencies
+        if len(segments := _PIPELINE.split(command)) > 1:  # `cd x && make`: each command of the line is judged
+            return all(self.command_allowed(segment) for segment in segments if segment.strip())
+        # the same tool with dependencies the manifest names (`pip install requests` for a project using it),
+        # and nothing else: no flag, path or other word after them
+        return (any(c.split()[:2] == words[:2] for c in allowed if c) and len(words) > 2
+                and all(word in self.facts.dependencies for word in words[2:]))
 
 
 @dataclass
@@ -212,7 +253,7 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
     bad_urls = [u for u in markdown.BARE_URL.findall(sentence) if not evidence.url_allowed(u.rstrip(".,;:!?"))]
     bad_paths = unknown_paths(sentence, evidence.known)
     bad_commands = [span for span in _CODE_SPAN.findall(sentence)
-                    if span.split() and span.split()[0] in COMMAND_WORDS and not evidence.command_allowed(span)]
+                    if evidence.is_command(span) and not evidence.command_allowed(span)]
     report.urls += len(bad_urls)
     report.paths += len(bad_paths)
     report.commands += len(bad_commands)
@@ -223,7 +264,7 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
 def _ground_prose(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str | None:
     line = _fix_links(line, evidence, report, anchors)
     bare = _LIST_ITEM.sub("", line).strip().strip("`").removeprefix("$ ")
-    if bare.split() and bare.split()[0] in COMMAND_WORDS and not evidence.command_allowed(bare):
+    if bare.split() and (bare.split()[0] in COMMAND_WORDS or pipes_into_tool(bare)) and not evidence.command_allowed(bare):
         report.commands += 1  # a command written as prose ("pip install x" on a line of its own)
         report.removed.append(bare)
         return None
@@ -259,7 +300,9 @@ def _ground_code(lines: list[str], info: str, evidence: Evidence, report: Ground
     shell = info.split()[0].lower() in SHELL_INFOS if info.split() else True
     kept = []
     for line in lines:
-        if shell and not evidence.command_allowed(line):
+        # in any other fence too, a line that runs the project by its name (`spam_detector <path> -c x` in
+        # a ```python block) is a command line, not code
+        if (shell or evidence.runs_own_name(line)) and not evidence.command_allowed(line):
             report.commands += 1
             report.removed.append(line.strip())
         elif (bad := unknown_paths(line, evidence.known)) or any(

@@ -78,7 +78,9 @@ def test_preference_pairs_take_the_openai_models_grounded_answers_and_pay_once(t
     pairs = read_pairs(first["path"].value)
     assert len(pairs) == first["pairs"].value > 0
     assert all(p.chosen.startswith("## Usage") and "made_up_guide" not in p.chosen for p in pairs)
-    # the model's answer, not the real section: its grounded command is there, its invented path is not
-    assert all("--help` to list the options" in p.chosen for p in pairs) and "made_up_guide" in ANSWER
+    # the model's answer, not the real section: its grounded sentence is there; its invented path is not, nor its
+    # `toolN --help`, a command these repositories' facts do not give
+    assert all("` to call its functions." in p.chosen and "--help" not in p.chosen for p in pairs)
+    assert "made_up_guide" in ANSWER and "--help" in ANSWER
     assert API_KEY not in repr(first) + repr(second)
     assert not any(API_KEY in path.read_text() for path in (tmp_path / "data").rglob("*.json*"))

@@ -14,7 +14,7 @@ from moxi_pipeline.readme.grounding import (
     known_paths,
     unknown_paths,
 )
-from moxi_pipeline.records import RepoFacts
+from moxi_pipeline.records import KeyFile, RepoFacts
 from moxi_pipeline_tests.readme.test_facts import record
 
 PYPROJECT = """[project]
@@ -128,6 +128,27 @@ def test_a_heading_with_no_words_goes_but_a_bare_comment_in_code_stays():
     out, report = ground_readme(text, EVIDENCE)
     assert out == "## Usage\n\nThe documentation is in [docs/](docs/).\n\n```bash\n#\npip install fetcher\n```"
     assert report.total() == 0
+
+
+def test_running_the_project_by_its_name_is_a_command_the_facts_must_give():
+    # seen in generated Usage sections: "Run the command `zircon run`" for a library whose facts give no
+    # command, and `spam_detector <path> -c x` inside a ```python3 fence
+    facts = RepoFacts(name="Spam-Detector", commands=("fetch --help",))
+    evidence = Evidence.of(facts, ("spam_detector.py", "README.md"), ())
+    text = ("## Usage\n\n- Run `spam-detector run` to start it.\n- Import `spam_detector` in your code.\n"
+            "- Run `fetch --help`.\n- Spam-Detector is a classifier.\n\n"
+            "```python3\nspam_detector <path> -c test.txt\nspam_detector.classify(text)\n```\n\n"
+            "```bash\nSpamDetector serve --port 80\nfetch --help\n```")
+    out, report = ground_readme(text, evidence)
+    assert out == ("## Usage\n\n- Import `spam_detector` in your code.\n- Run `fetch --help`.\n"
+                   "- Spam-Detector is a classifier.\n\n```python3\nspam_detector.classify(text)\n```\n\n"
+                   "```bash\nfetch --help\n```")
+    assert report.removed == ["spam-detector run", "spam_detector <path> -c test.txt", "SpamDetector serve --port 80"]
+    # the facts give the command: kept; and a real README's own text is not judged this way
+    given = Evidence.of(facts.model_copy(update={"commands": ("spam-detector",)}), ("README.md",), ())
+    assert ground_readme("Run `spam-detector run`.", given)[1].total() == 0
+    lenient = Evidence.of(facts, ("README.md",), (), own_name_commands=False)
+    assert ground_readme("Run `spam-detector run`.", lenient)[1].total() == 0
 
 
 def test_a_code_block_that_loses_every_line_goes_whole():
@@ -301,3 +322,26 @@ def test_an_opening_fence_keeps_only_a_language_name(opening, kept, removed):
     grounded, report = ground_readme(text, Evidence.of(RepoFacts(name="tool", commands=("tool --help",)), ("tool.py",), ()))
     assert f"\n{kept}\ntool --help\n" in grounded
     assert report.removed == removed and report.paths == len(removed)
+
+
+def test_a_url_counts_as_found_only_whole_not_as_the_start_of_a_longer_one():
+    # seen in a generated Features: "[writeToCSV()](https://github.co/)", passed because "github.co" is the
+    # start of every "github.com" in the key files
+    evidence = Evidence.of(RepoFacts(name="stats"), ("README.md",),
+                           (KeyFile(path="package.json", content='{"homepage": "https://github.com/o/stats/wiki"}'),))
+    assert not evidence.url_allowed("https://github.co/") and not evidence.url_allowed("https://github.com/o/st")
+    assert evidence.url_allowed("https://github.com/o/stats") and evidence.url_allowed("https://github.com/o/stats/wiki")
+    out, report = ground_readme("- [writeToCSV()](https://github.co/)\n- See https://github.com/o/stats/wiki.", evidence)
+    assert (out, report.urls) == ("- writeToCSV()\n- See https://github.com/o/stats/wiki.", 1)
+
+
+def test_each_command_of_a_pipeline_or_chain_is_judged_and_a_dependency_install_holds_nothing_else():
+    # seen in generated Usage sections: a tool piped into `npx rake`, and `pip install -r <made-up folder> |
+    # python -m pip install ...` that passed because its last word was a dependency the manifest names
+    text = ("## Usage\n\nkarma saba -c conf --profile=true | npx rake\n\n"
+            "```bash\ncd fetcher && fetch --help\ncd fetcher && npm run x\npip install -r reqs/data/numpy requests\n"
+            "pip install requests\n```")
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == "## Usage\n\n```bash\ncd fetcher && fetch --help\npip install requests\n```"
+    assert report.removed == ["karma saba -c conf --profile=true | npx rake", "cd fetcher && npm run x",
+                              "pip install -r reqs/data/numpy requests"]
