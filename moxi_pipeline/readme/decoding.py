@@ -237,8 +237,10 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = _cut_at_echo([""] + lines)[1:]
     lines = _drop_gibberish(lines)
     lines = _cut_at_loop(lines)
+    lines = _drop_repeated_lines(lines, prefix)
     lines = _close_before_reopening(lines)
     lines = _close_fence(lines)
+    lines = _prose_out_of_shell_fences(lines)
     if cut_by_budget:
         lines = _trim_unfinished(lines, 0)
     lines = _drop_dangling_headings([""] + lines)[1:]
@@ -343,6 +345,73 @@ def _close_fence(lines: list[str]) -> list[str]:
     # column 0 would end the item and open a new block that swallows the rest of the README
     opener = lines[open_at]
     return lines + [opener[: len(opener) - len(opener.lstrip())] + _FENCE.match(opener).group(1)]
+
+
+def _said(line: str) -> str:
+    """A line's words, lower-cased, without list marks, emphasis or punctuation."""
+    return " ".join(re.sub(r"[^\w\s]", " ", _LIST_MARK.sub("", line).replace("_", " ").lower()).split())
+
+
+def _drop_repeated_lines(lines: list[str], prefix: str) -> list[str]:
+    """A line of prose that says again what the section already said ("ReDoc." under "ReDoc.", or "Typing SVGs
+    can be used as a bio on you." under the sentence it cuts short) goes; code is left alone. The first line
+    goes on the prefix's last line and is not judged."""
+    seen = [said for said in map(_said, [*prefix.split("\n"), *lines[:1]]) if said]
+    out, fenced = lines[:1], bool(lines) and _FENCE.match(lines[0]) is not None
+    for line in lines[1:]:
+        if _FENCE.match(line):
+            fenced = not fenced
+        said = "" if fenced or _FENCE.match(line) or _HEADING.match(line) else _said(line)
+        if said and any(said == old or (len(said.split()) >= 4 and said in old) for old in seen):
+            continue
+        if said:
+            seen.append(said)
+        out.append(line)
+    return out
+
+
+# a shell fence's info strings (grounding.SHELL_INFOS; not imported: grounding is the later pass)
+_SHELL_INFOS = {"", "bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "cmd", "powershell", "ps"}
+_WORD = re.compile(r"^[A-Za-z][A-Za-z'’-]*[,.:;!?]?$")
+_SHELL_SIGNS = re.compile(r"[|$=<>{}\\/]|--|&&|\s-\w")
+
+
+def _reads_as_prose(line: str) -> bool:
+    """A sentence, not a command: six or more words, nearly all plain words, none of a shell's signs."""
+    words = line.split()
+    if len(words) < 6 or line.lstrip().startswith("#") or _SHELL_SIGNS.search(line):
+        return False
+    return sum(bool(_WORD.match(word)) for word in words) >= 0.8 * len(words)
+
+
+def _prose_out_of_shell_fences(lines: list[str]) -> list[str]:
+    """A sentence the model wrote inside a shell fence ("This will print out a list of all files...") is
+    moved out of it as a paragraph: a reader would copy it into a terminal, and the grounding pass judges
+    prose by its sentences, not as a command line. The code around it keeps its fence (one per run of code)."""
+    pairs = [(start, end) for start, end in markdown.fence_pairs(lines) if end is not None]
+    out, index = [], 0
+    for start, end in pairs:
+        opener = lines[start]
+        info = _FENCE.sub("", opener).strip().split()
+        if (info[0].lower() if info else "") not in _SHELL_INFOS or not any(map(_reads_as_prose, lines[start + 1:end])):
+            continue
+        out += lines[index:start]
+        code: list[str] = []
+
+        def flush() -> None:
+            if any(line.strip() for line in code):
+                out.extend([opener, *code, lines[end]])
+            code.clear()
+
+        for line in lines[start + 1:end]:
+            if _reads_as_prose(line):
+                flush()
+                out.extend(["", opener[: len(opener) - len(opener.lstrip())] + line.strip(), ""])
+            else:
+                code.append(line)
+        flush()
+        index = end + 1
+    return out + lines[index:]
 
 
 def _drop_dangling_headings(lines: list[str]) -> list[str]:

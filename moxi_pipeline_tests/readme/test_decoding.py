@@ -139,9 +139,9 @@ ABOUT = "# tiny\n\nA small project. "
         # a line of 40+ letters is decoding collapse and goes; a 39-letter word stays
         (USAGE + "OK.\nnpmjimiemlitekomitamirilistykiyevadzhepise\nFine.", USAGE, "## Usage\n\nOK.\nFine."),
         (USAGE + "A " + "x" * 39 + " tool.", USAGE, "## Usage\n\nA " + "x" * 39 + " tool."),
-        # a loop: the third copy of a line and everything after it is cut
+        # a loop: the third copy of a line and everything after it is cut, and the second copy goes as a repeat
         (USAGE + "- fast parsing.\n- fast parsing.\n- fast parsing.\n- more.", USAGE,
-         "## Usage\n\n- fast parsing.\n- fast parsing."),
+         "## Usage\n\n- fast parsing."),
         # short lines repeat in real READMEs and are kept
         (USAGE + "```\n}\n}\n}\n```\nEnd.", USAGE, "## Usage\n\n```\n}\n}\n}\n```\nEnd."),
     ],
@@ -256,3 +256,33 @@ def test_min_section_share_is_checked_and_scales_each_sections_budget():
     assert section_minimum("features", DecodingConfig()) == 0
     assert section_minimum("features", DecodingConfig(min_section_share=0.5)) == 64
     assert section_minimum("about", DecodingConfig(min_section_share=0.5, section_tokens_scale=2)) == 96
+
+
+def test_a_sentence_written_inside_a_shell_fence_is_moved_out_as_a_paragraph():
+    # seen in a generated Usage: "```bash" then "This will print out a list of all files ..." then "```"
+    prefix = "## Usage\n\n"
+    generated = (prefix + "```bash\nThis will print out a list of all files in your directory, and save them.\n"
+                 "npm run build -- --watch\necho done\n```\n\n```python\nSome python text that reads like a sentence.\n```")
+    assert clean_section(generated, prefix, cut_by_budget=False) == (
+        prefix + "\nThis will print out a list of all files in your directory, and save them.\n\n"
+        "```bash\nnpm run build -- --watch\necho done\n```\n\n"
+        "```python\nSome python text that reads like a sentence.\n```")
+    # commands, comments and short lines stay code
+    code = prefix + "```bash\n# Install the tool and run it on a folder\nmake install\ncd tools\n```"
+    assert clean_section(code, prefix, cut_by_budget=False) == code
+
+
+@pytest.mark.parametrize("prefix, written, kept", [
+    # seen in generated Abouts: the description said again, whole or cut short
+    ("# redoc\n\nReDoc. ", "\nReDoc. \nRedoc.\nIt renders OpenAPI.", "# redoc\n\nReDoc. \nIt renders OpenAPI."),
+    ("# svg\n\nTyping SVGs can be used as a bio on your profile. ", "\nTyping SVGs can be used as a bio on you.",
+     "# svg\n\nTyping SVGs can be used as a bio on your profile."),
+    # a list item said twice goes; the same line in code stays
+    ("## Usage\n\n", "1. **Use** it\n```bash\nmake\nmake\n```\n2. **Use** it\n3. Test it", "## Usage\n\n1. **Use** it\n"
+     "```bash\nmake\nmake\n```\n3. Test it"),
+    # a short line inside a longer one is no repeat: "Fast" under "Fast and small, with no dependencies"
+    ("## Features\n\n", "- Fast and small, with no dependencies\n- Fast", "## Features\n\n- Fast and small, with no "
+     "dependencies\n- Fast"),
+])
+def test_a_line_that_says_again_what_the_section_said_goes(prefix, written, kept):
+    assert clean_section(prefix + written, prefix, cut_by_budget=False) == kept
