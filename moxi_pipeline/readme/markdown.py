@@ -175,7 +175,8 @@ def layout(text: str) -> str:
     ordered list numbered 1, 2, 3 from its first number (a list the grounding pass took an item from ran 1, 3);
     a nested list indented to its parent item's text; and two things a small model writes that end a list it
     meant to continue, moved into the item: a bullet right under a numbered item at the margin ("1. **Name**:"
-    then "- what it does"), and a code block at the margin between two items."""
+    then "- what it does"), a code block at the margin between two items, and a paragraph at the margin
+    between two items or going on an item's sentence (opening in lower case)."""
     lines = text.split("\n")
     pairs = fence_pairs(lines)
     ends = {start: (len(lines) - 1 if end is None else end) for start, end in pairs}
@@ -197,7 +198,10 @@ def layout(text: str) -> str:
         """How far a line indented `indent` moves: as far as the innermost open item it belongs to."""
         return next((now - was for was, now, _ in reversed(stack) if was < indent), 0)
 
+    carried = False  # the paragraph being copied was moved into the item above
     for index, line in enumerate(lines):
+        carried = carried and bool(line.strip()) and not _ITEM.match(line) and index not in code and not (
+            line.lstrip().startswith(("#", "|", ">", "<")))
         if index in code:
             if index in ends:
                 blank_before()
@@ -241,6 +245,15 @@ def layout(text: str) -> str:
                 top_ordered = marker[0].isdigit()
             stack.append((was, now, len(marker) + 1))
             out.append(f"{' ' * now}{marker} {rest}")
+        elif line.strip() and not line[:1].isspace() and stack and not line.startswith(("#", "|", ">", "<")) and (
+            carried or _between_items(lines, index, code, top_ordered) or line[:1].islower()
+        ):
+            # a paragraph at the margin that goes on the item above: between two items of one list ("1. **A**:
+            # ...", a paragraph on A, "2. **B**": else a list, a paragraph and a new list), or one that goes
+            # on its sentence ("... for building" then "the same tools.")
+            parent = stack[0]
+            stack, carried = [parent], True
+            out.append(" " * (parent[1] + parent[2]) + line)
         elif line.strip() and not line[:1].isspace():  # a paragraph, heading or table at the margin ends a list
             if stack:
                 blank_before()
@@ -249,6 +262,20 @@ def layout(text: str) -> str:
         else:
             out.append(_reindent(line, moved(_indent(line))) if line.strip() else line)
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def _between_items(lines: list[str], index: int, code: set[int], ordered: bool | None) -> bool:
+    """Line `index` opens or goes on a paragraph (no heading, table, quote or HTML) that the next item at the
+    margin of the same kind follows, after blank lines only."""
+    at = index
+    while at < len(lines) and lines[at].strip() and not _ITEM.match(lines[at]):
+        if at in code or lines[at].lstrip().startswith(("#", "|", ">", "<")):
+            return False
+        at += 1
+    while at < len(lines) and not lines[at].strip():
+        at += 1
+    item = _ITEM.match(lines[at]) if at < len(lines) and at not in code else None
+    return bool(item) and not item.group(1) and item.group(2)[0].isdigit() == ordered
 
 
 def _indent(line: str) -> int:

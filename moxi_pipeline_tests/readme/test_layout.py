@@ -44,11 +44,27 @@ Then read the output.
 """
 
 
+# seen in a generated Features (zircon): each item's text runs on in a paragraph at the margin
+PARAGRAPHS = """## Features
+
+1. **A library for building
+
+*Java applications*. It runs
+anywhere.
+
+3. **Kotlin first.** This means
+
+the same tools.
+
+## Usage
+"""
+
+
 def _words(text: str) -> list[str]:
     return [re.sub(r"^\d+([.)])$", r"N\1", word) for word in text.split()]
 
 
-@pytest.mark.parametrize("text", [FEATURES, STEPS])
+@pytest.mark.parametrize("text", [FEATURES, STEPS, PARAGRAPHS])
 def test_layout_clears_the_lint_findings_and_changes_no_word(text):
     before, after = lint_findings(text), lint_findings(layout(text))
     assert sum(before.values()) > 0
@@ -74,6 +90,24 @@ def test_a_code_block_between_two_steps_moves_into_the_first_and_fences_get_blan
     assert "Steps:\n\n1. Install the library:\n\n   ```bash\n   npm install tool\n   ```\n\n2. Run it:" in out
     # after the last step the block stays at the margin: nothing after it continues the list
     assert "2. Run it:\n\n```bash\nnpm run build\n```\n\nThen read the output.\n\n* one\n* two\n  - nested by four" in out
+
+
+def test_a_paragraph_at_the_margin_goes_into_the_item_it_continues():
+    assert layout(PARAGRAPHS) == """## Features
+
+1. **A library for building
+
+   *Java applications*. It runs
+   anywhere.
+
+2. **Kotlin first.** This means
+
+   the same tools.
+
+## Usage
+"""
+    # a paragraph after the last item that opens a sentence of its own ends the list
+    assert layout("- one\n- two\n\nThen read the output.\n") == "- one\n- two\n\nThen read the output.\n"
 
 
 def test_code_inside_a_fence_is_never_touched():
