@@ -391,3 +391,12 @@ def test_an_installed_distributions_metadata_is_its_manifest():
     facts = repo_facts(record("fetcher", {"fetcher-1.0.dist-info/METADATA": METADATA}, language="Python"))
     assert (facts.package, facts.description, facts.license, facts.requires, facts.install, facts.dependencies) == (
         "fetcher", "Fetch URLs.", "MIT", "Python >=3.9", ("pip install fetcher",), ("requests",))
+
+
+def test_setup_py_console_scripts_written_as_an_ini_string_are_the_projects_commands():
+    # seen in a dev repository: entry_points='''[console_scripts] tool=tool:cli''' and a name read from a module,
+    # so the facts gave no command and the grounding pass cut the README's true `tool --help`
+    setup_py = ("from setuptools import setup\nfrom constants import C\nsetup(\n    name=C.NAME,\n"
+                "    entry_points='''\n        [console_scripts]\n        vault=vault:cli\n    ''',\n)\n")
+    facts = repo_facts(record("vault", {"setup.py": setup_py}, ("vault.py", "setup.py"), "Python"))
+    assert facts.commands == ("vault",)

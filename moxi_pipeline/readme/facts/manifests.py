@@ -130,6 +130,8 @@ def _py_kwarg(text: str, key: str) -> str | None:
 
 def parse_setup_py(path: str, text: str) -> Manifest:
     scripts = re.findall(r"['\"]\s*([\w.-]+)\s*=\s*[\w.]+:\w+", text)
+    # entry_points as an INI string: "[console_scripts]" then "name=module:function" lines (no quote before)
+    scripts += re.findall(r"^\s*([\w.-]+)\s*=\s*[\w.]+:\w+\s*$", text, re.MULTILINE)
     python = _py_kwarg(text, "python_requires")
     return Manifest(
         "python", path, name=_py_kwarg(text, "name"), description=_py_kwarg(text, "description"),
