@@ -61,6 +61,12 @@ def pipes_into_tool(text: str) -> bool:
     return any(segment.split()[:1] and segment.split()[0] in COMMAND_WORDS for segment in _PIPELINE.split(text)[1:])
 
 
+def _runs_tool(line: str) -> bool:
+    """A tool of COMMAND_WORDS with an argument (`pip install x`), which no language's code line is (`git = Repo()`)."""
+    words = line.strip().removeprefix("$ ").split()
+    return len(words) > 1 and words[0] in COMMAND_WORDS and bool(_ARGUMENT.match(words[1]))
+
+
 def _loose(name: str) -> str:
     """A name as a user types it, whatever its case and separators: Spam-Detector, spam_detector, spamdetector."""
     return re.sub(r"[-_.\s]", "", name.rsplit("/", 1)[-1].lower())
@@ -300,9 +306,9 @@ def _ground_code(lines: list[str], info: str, evidence: Evidence, report: Ground
     shell = info.split()[0].lower() in SHELL_INFOS if info.split() else True
     kept = []
     for line in lines:
-        # in any other fence too, a line that runs the project by its name (`spam_detector <path> -c x` in
-        # a ```python block) is a command line, not code
-        if (shell or evidence.runs_own_name(line)) and not evidence.command_allowed(line):
+        # in any other fence too, a line that runs a tool or the project by its name (`pip install -r x` or
+        # `spam_detector <path> -c x` in a ```python3 block) is a command line, not code
+        if (shell or _runs_tool(line) or evidence.runs_own_name(line)) and not evidence.command_allowed(line):
             report.commands += 1
             report.removed.append(line.strip())
         elif (bad := unknown_paths(line, evidence.known)) or any(

@@ -345,3 +345,12 @@ def test_each_command_of_a_pipeline_or_chain_is_judged_and_a_dependency_install_
     assert out == "## Usage\n\n```bash\ncd fetcher && fetch --help\npip install requests\n```"
     assert report.removed == ["karma saba -c conf --profile=true | npx rake", "cd fetcher && npm run x",
                               "pip install -r reqs/data/numpy requests"]
+
+
+def test_a_tool_run_inside_a_fence_of_another_language_is_judged_as_a_command():
+    # seen in a generated Usage: "```python3" holding `pip install -r <made-up folder> | python -m pip install ...`
+    text = ("## Usage\n\n```python3\npip install -r reqs/data/numpy | python -m pip install keras\n"
+            "pip install requests\nimport fetcher\ngit = fetcher.Repo()\n```")
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == "## Usage\n\n```python3\npip install requests\nimport fetcher\ngit = fetcher.Repo()\n```"
+    assert report.removed == ["pip install -r reqs/data/numpy | python -m pip install keras"]
