@@ -370,8 +370,6 @@ def _drop_repeated_lines(lines: list[str], prefix: str) -> list[str]:
     return out
 
 
-# a shell fence's info strings (grounding.SHELL_INFOS; not imported: grounding is the later pass)
-_SHELL_INFOS = {"", "bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "cmd", "powershell", "ps"}
 _WORD = re.compile(r"^[A-Za-z][A-Za-z'’-]*[,.:;!?]?$")
 _SHELL_SIGNS = re.compile(r"[|$=<>{}\\/]|--|&&|\s-\w")
 
@@ -393,7 +391,8 @@ def _prose_out_of_shell_fences(lines: list[str]) -> list[str]:
     for start, end in pairs:
         opener = lines[start]
         info = _FENCE.sub("", opener).strip().split()
-        if (info[0].lower() if info else "") not in _SHELL_INFOS or not any(map(_reads_as_prose, lines[start + 1:end])):
+        shell = (info[0].lower() if info else "") in markdown.SHELL_INFOS
+        if not shell or not any(map(_reads_as_prose, lines[start + 1:end])):
             continue
         out += lines[index:start]
         code: list[str] = []

@@ -31,7 +31,6 @@ FILE_EXTENSIONS = frozenset(
     "sh bash ps1 bat sql r jl lua pl dart ex exs env conf dockerfile".split()
 )
 FILE_NAMES = frozenset(("Makefile", "Dockerfile", "Gemfile", "Rakefile", "Procfile", "Vagrantfile", "Justfile"))
-SHELL_INFOS = {"", "bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "cmd", "powershell", "ps"}
 # First words of commands that install, fetch, build or delete: each must be backed by the facts.
 COMMAND_WORDS = {
     "pip", "pip3", "pipx", "python", "python3", "poetry", "conda", "uv", "npm", "npx", "yarn", "pnpm", "bun",
@@ -49,14 +48,15 @@ _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 # `[Package Overview](#package: overview)`: a space makes it no link at all; a reader sees the brackets
 _SPACED_ANCHOR = re.compile(r"(?<!!)\[([^\]]*)\]\((#[^)\n]*\s[^)\n]*)\)")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
+# what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
+_BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
 # what follows a program's name on a command line: a word, a flag or a placeholder, not an operator or `(`
 _ARGUMENT = re.compile(r"^([A-Za-z][\w-]*|--?\w[\w-]*|<[^>]+>)$")
-
-
 _PIPELINE = re.compile(r"\s(?:\|\|?|&&|;)\s")
 
 
-def pipes_into_tool(text: str) -> bool:
+def _pipes_into_tool(text: str) -> bool:
     """A later command of a pipeline or chain opens with a tool of COMMAND_WORDS: `x | sh`, `x && npm i y`."""
     return any(segment.split()[:1] and segment.split()[0] in COMMAND_WORDS for segment in _PIPELINE.split(text)[1:])
 
@@ -70,10 +70,6 @@ def _runs_tool(line: str) -> bool:
 def _loose(name: str) -> str:
     """A name as a user types it, whatever its case and separators: Spam-Detector, spam_detector, spamdetector."""
     return re.sub(r"[-_.\s]", "", name.rsplit("/", 1)[-1].lower())
-
-_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
-# what a line ending in ':' may introduce: a fence, a list, a table, indented code or a quote
-_BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
 
 
 def file_mentions(text: str) -> set[str]:
@@ -163,7 +159,7 @@ class Evidence:
         """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes
         or chains into one (`karma x | npx rake`), or it runs the project by its own name (`runs_own_name`)."""
         words = text.strip().removeprefix("$ ").split()
-        return bool(words) and (words[0] in COMMAND_WORDS or pipes_into_tool(text) or self.runs_own_name(text))
+        return bool(words) and (words[0] in COMMAND_WORDS or _pipes_into_tool(text) or self.runs_own_name(text))
 
     def runs_own_name(self, text: str) -> bool:
         """With `own_name_commands`: `text` runs the project by its own name with arguments, `zircon run` or
@@ -270,7 +266,8 @@ def _sentence_problems(sentence: str, evidence: Evidence, report: GroundingRepor
 def _ground_prose(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str | None:
     line = _fix_links(line, evidence, report, anchors)
     bare = _LIST_ITEM.sub("", line).strip().strip("`").removeprefix("$ ")
-    if bare.split() and (bare.split()[0] in COMMAND_WORDS or pipes_into_tool(bare)) and not evidence.command_allowed(bare):
+    runs_tool = bare.split() and (bare.split()[0] in COMMAND_WORDS or _pipes_into_tool(bare))
+    if runs_tool and not evidence.command_allowed(bare):
         report.commands += 1  # a command written as prose ("pip install x" on a line of its own)
         report.removed.append(bare)
         return None
@@ -303,7 +300,7 @@ def _ground_info(line: str, evidence: Evidence, report: GroundingReport) -> str:
 
 
 def _ground_code(lines: list[str], info: str, evidence: Evidence, report: GroundingReport) -> list[str]:
-    shell = info.split()[0].lower() in SHELL_INFOS if info.split() else True
+    shell = info.split()[0].lower() in markdown.SHELL_INFOS if info.split() else True
     kept = []
     for line in lines:
         # in any other fence too, a line that runs a tool or the project by its name (`pip install -r x` or

@@ -138,6 +138,10 @@ def _fill_gaps(found: list[Block], lines: list[str], offset: int) -> list[Block]
 
 
 
+# a fenced block's info strings that mean shell: its lines are commands a reader types
+SHELL_INFOS = frozenset(
+    {"", "bash", "sh", "shell", "console", "zsh", "shell-session", "terminal", "cmd", "powershell", "ps"}
+)
 _ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])([ \t]+)(\S.*)$")
 _FENCE_LINE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 
