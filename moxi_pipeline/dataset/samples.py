@@ -43,7 +43,8 @@ from moxi_pipeline.dataset.assembly import (
 from moxi_pipeline.dataset.chunk import normalize_readme
 from moxi_pipeline.readme.compose import section_input
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.prompts import section_instruction, section_prefix
 from moxi_pipeline.readme.sections import H1_START, section_kind
 from moxi_pipeline.records import (

@@ -26,7 +26,7 @@ from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.complete import COMPLETABLE, complete_readmes, heading_kind
 from moxi_pipeline.readme.decoding import DecodingConfig, Progress
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import Evidence, file_mentions
+from moxi_pipeline.readme.evidence import Evidence, file_mentions
 from moxi_pipeline.readme.outline import plan_outline
 from moxi_pipeline.records import RepoRecord
 

@@ -24,7 +24,7 @@ from moxi_pipeline.evaluation.metrics import REFERENCE_CHARS, score_readme
 from moxi_pipeline.models.writer import WriterSpec, load_writer, load_writer_tokenizer
 from moxi_pipeline.readme.compose import write_readmes
 from moxi_pipeline.readme.decoding import DecodingConfig, Progress
-from moxi_pipeline.readme.grounding import Evidence
+from moxi_pipeline.readme.evidence import Evidence
 from moxi_pipeline.records import RepoRecord, SftSample
 
 SYSTEMS = ("template", "base", "fine_tuned", "dpo")

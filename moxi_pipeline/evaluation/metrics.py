@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.grounding import Evidence, broken_anchors, file_mentions
+from moxi_pipeline.readme.evidence import Evidence, broken_anchors, file_mentions
 from moxi_pipeline.readme.outline import plan_outline
 from moxi_pipeline.readme.sections import section_kind
 from moxi_pipeline.records import RepoFacts

@@ -26,7 +26,8 @@ from moxi_pipeline.readme.compose import (
 )
 from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import Evidence, GroundingReport, ground_readme, heading_anchors
+from moxi_pipeline.readme.evidence import Evidence, heading_anchors
+from moxi_pipeline.readme.grounding import GroundingReport, ground_readme
 from moxi_pipeline.readme.outline import SectionPlan, plan_outline
 from moxi_pipeline.readme.prompts import section_prefix
 from moxi_pipeline.readme.sections import section_kind

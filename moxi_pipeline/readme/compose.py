@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.decoding import DecodingConfig, clean_section, generate_ids
+from moxi_pipeline.readme.cleaning import clean_section
+from moxi_pipeline.readme.decoding import DecodingConfig, generate_ids
 from moxi_pipeline.readme.facts import repo_facts
 from moxi_pipeline.readme.facts.manifests import parse_manifest
-from moxi_pipeline.readme.grounding import Evidence, GroundingReport, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import GroundingReport, ground_readme
 from moxi_pipeline.readme.mbr import consensus_index
 from moxi_pipeline.readme.outline import about_opening, join_sections, plan_outline
 from moxi_pipeline.readme.prompts import (

@@ -147,7 +147,8 @@ GROUNDING_KINDS = ("paths", "urls", "commands", "anchors")
 def grounding_counts(pairs: list[PreferencePair], samples: list[SftSample]) -> dict:
     """What the grounding pass would remove from the rejected answers, against each prompt's own tree, key files
     and facts: items removed by kind, and how many rejected answers had at least one of that kind."""
-    from moxi_pipeline.readme.grounding import Evidence, ground_readme
+    from moxi_pipeline.readme.evidence import Evidence
+    from moxi_pipeline.readme.grounding import ground_readme
     from moxi_pipeline.records import RepoFacts
 
     by_key = {prompt_key(sample): sample for sample in samples}

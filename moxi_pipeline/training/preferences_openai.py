@@ -20,7 +20,8 @@ from moxi_pipeline.dataset.instructions_openai import (
 
 # the SFT answer's own body rule (private there; imported rather than copied, so both answers follow one rule)
 from moxi_pipeline.dataset.samples import section_body
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.prompts import section_prefix, to_prompt_completion
 from moxi_pipeline.records import RepoFacts, SftSample
 from moxi_pipeline.training.preferences import prompt_key

@@ -16,7 +16,8 @@ from moxi_pipeline.readme.complete import (
     present_sections,
 )
 from moxi_pipeline.readme.decoding import DecodingConfig
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 
 # No example database: runs stay independent and leave no .hypothesis/ folder in the checkout.
 PROPERTY = settings(max_examples=60, deadline=None, database=None,
@@ -170,7 +171,8 @@ def test_cli_generate_complete(tmp_path, monkeypatch, tiny_model_dir, capsys):
 def test_an_added_section_may_link_to_the_authors_headings():
     """The grounding pass of an added section judges in-page links against the whole finished README: a link to
     the author's own heading stays, a link to no heading loses its target and keeps its text."""
-    from moxi_pipeline.readme.grounding import GroundingReport, heading_anchors
+    from moxi_pipeline.readme.evidence import heading_anchors
+    from moxi_pipeline.readme.grounding import GroundingReport
     from moxi_pipeline.records import RepoFacts
 
     readme = "# tool\n\nIntro.\n\n## Configuration\n\nSet it.\n"

@@ -8,7 +8,8 @@ from moxi_pipeline.collect.local_repos import scan_repository
 from moxi_pipeline.readme.compose import write_readmes
 from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.outline import render_template
 
 LICENSE = "MIT License\n\nCopyright (c) 2024 Octo Cat\n"

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from moxi_pipeline.readme.cleaning import clean_section
 from moxi_pipeline.readme.decoding import (
     AnswerGuards,
     DecodingConfig,
-    clean_section,
     generate_ids,
     stop_token_ids,
 )

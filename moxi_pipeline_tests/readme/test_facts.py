@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.outline import render_template
 from moxi_pipeline.records import KeyFile, RepoFacts, RepoRecord
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from moxi_pipeline.readme.facts import repo_facts
-from moxi_pipeline.readme.grounding import (
+from moxi_pipeline.readme.evidence import (
     Evidence,
     broken_anchors,
     file_mentions,
-    ground_readme,
     heading_anchors,
     known_paths,
     unknown_paths,
 )
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.records import KeyFile, RepoFacts
 from moxi_pipeline_tests.readme.test_facts import record
 
@@ -314,7 +314,8 @@ def test_heading_anchors_follow_github():
 ])
 def test_an_opening_fence_keeps_only_a_language_name(opening, kept, removed):
     """Seen with sampled drafts (MBR): a fence whose info string named a file the repository lacks."""
-    from moxi_pipeline.readme.grounding import Evidence, ground_readme
+    from moxi_pipeline.readme.evidence import Evidence
+    from moxi_pipeline.readme.grounding import ground_readme
     from moxi_pipeline.records import RepoFacts
 
     fence = opening.strip()[:3]

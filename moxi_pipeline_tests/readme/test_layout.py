@@ -11,8 +11,9 @@ import re
 import pytest
 
 from moxi_pipeline.evaluation.metrics import lint_findings, unclosed_fences
-from moxi_pipeline.readme.decoding import clean_section
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.cleaning import clean_section
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.markdown import fence_pairs, layout
 from moxi_pipeline.records import RepoFacts
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from moxi_pipeline.readme.grounding import Evidence, ground_readme
+from moxi_pipeline.readme.evidence import Evidence
+
+from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.outline import usage_example, usage_pointers, usage_text
 from moxi_pipeline.records import RepoFacts
 
