@@ -178,7 +178,7 @@ def build_sft_dataset(
     by_url = {record.repo_url: record for record in records}
     facts = {url: repo_facts(record) for url, record in by_url.items()}
     # a real README's author knows the project's own CLI where the facts may not see it: its `tool --help` stays
-    evidence = {url: Evidence.of(facts[url], r.file_tree, r.key_files, own_name_commands=False)
+    evidence = {url: Evidence.of(facts[url], r.file_tree, r.key_files, model_text=False)
                 for url, r in by_url.items()}
     by_repo: dict[str, list[SftSample]] = {record.repo_url: [] for record in records}
     skipped: Counter = Counter()

@@ -18,6 +18,7 @@ import re
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.evidence import Evidence, broken_anchors, file_mentions
+from moxi_pipeline.readme.words import content_words
 from moxi_pipeline.readme.outline import plan_outline
 from moxi_pipeline.readme.sections import section_kind
 from moxi_pipeline.records import RepoFacts
@@ -138,36 +139,7 @@ def lint_findings(text: str) -> dict[str, int] | None:
     return {**found, "unclosed-fence": unclosed_fences(text), "broken-anchor": len(broken_anchors(text))}
 
 
-# English function words, and words every README uses of any project: they say nothing the repository must back
-STOP_WORDS = frozenset("""
-a about above after again against all also an and any are as at be because been before being below between both
-but by can could did do does doing down during each few for from further had has have having here how i if in into
-is it its itself just more most no nor not now of off on once only or other our out over own same she should so
-some such than that the their them then there these they this those through to too under until up very was we were
-what when where which while who whom why will with would you your yours use used using uses allows provides
-project package library tool simple easy new way make makes one two well like get gets see via etc
-""".split())
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]*[A-Za-z0-9+#]|[A-Za-z]")
 SUPPORTED_WORD_SHARE = 0.5  # a sentence is supported when at least half of its content words are in the repository
-
-
-def content_words(sentence: str, project_names: set[str]) -> list[str]:
-    words = [w.lower() for w in _WORD.findall(markdown_plain(sentence))]
-    return [w for w in words if len(w) > 2 and w not in STOP_WORDS and w not in project_names]
-
-
-def markdown_plain(text: str) -> str:
-    """Link targets, bare URLs (the URL metrics judge those) and inline code markers dropped: `[text](url)` -> text."""
-    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    return markdown.BARE_URL.sub(" ", text).replace("`", " ")
-
-
-def _stem(word: str) -> str:
-    """A crude stem, enough for substring search: parses/parsing/parsed -> pars."""
-    for suffix in ("ing", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
 
 
 def model_sentences(prediction: str, facts: RepoFacts) -> list[str]:
@@ -199,7 +171,7 @@ def supported_prose_share(prediction: str, facts: RepoFacts, evidence: Evidence,
         if not words:
             continue
         judged += 1
-        found = sum(_stem(word) in evidence.corpus for word in words)
+        found = sum(map(evidence.mentions, words))
         supported += found >= SUPPORTED_WORD_SHARE * len(words)
     return supported / judged if judged else None
 

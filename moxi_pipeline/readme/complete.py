@@ -106,8 +106,8 @@ def ground_block(block: str, evidence: Evidence, report: GroundingReport, anchor
 
 def _ground_into(text: str, evidence: Evidence, report: GroundingReport, anchors: set[str] | None = None) -> tuple[str, GroundingReport]:
     grounded, one = ground_readme(text, evidence, anchors=anchors)
-    report.paths, report.urls, report.commands = report.paths + one.paths, report.urls + one.urls, report.commands + one.commands
-    report.anchors += one.anchors
+    for kind in ("paths", "urls", "commands", "anchors", "items"):
+        setattr(report, kind, getattr(report, kind) + getattr(one, kind))
     report.removed += one.removed
     return grounded, one
 

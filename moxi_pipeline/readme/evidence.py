@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.facts import RepoFacts
+from moxi_pipeline.readme.words import stem
 
 _URL = re.compile(r"(https?|ftp)://\S+|www\.\S+|\S+@\S+\.\w+")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
@@ -133,15 +134,20 @@ class Evidence:
     facts: RepoFacts
     known: set[str]
     corpus: str  # key files and tree, lower-cased, where a URL or command is "found in the repository"
-    # Judge the project run by its own name (`zircon run`) as a command the facts must give. On for what a
-    # model writes; off for a real README's own text (training answers), whose author knows the project's CLI
-    # where the facts may not see it (a Go `main` package, a script without an entry point).
-    own_name_commands: bool = True
+    # What a model wrote, judged strictly: the project run by its own name (`zircon run`) is a command the facts
+    # must give, and repeated or templated list items go (`lists.py`). Off for a real README's own text (training
+    # answers), whose author knows the project's CLI where the facts may not see it (a Go `main` package, a
+    # script without an entry point) and its features where the key files do not name them.
+    model_text: bool = True
 
     @classmethod
-    def of(cls, facts: RepoFacts, file_tree, key_files, *, own_name_commands: bool = True) -> Evidence:
+    def of(cls, facts: RepoFacts, file_tree, key_files, *, model_text: bool = True) -> Evidence:
         corpus = "\n".join([*(k.content for k in key_files), *file_tree]).lower()
-        return cls(facts, known_paths(file_tree), corpus, own_name_commands)
+        return cls(facts, known_paths(file_tree), corpus, model_text)
+
+    def mentions(self, word: str) -> bool:
+        """Whether the repository's text (key files, tree) has the word, or its stem (`parsing` -> `pars`)."""
+        return stem(word.lower()) in self.corpus
 
     def is_command(self, text: str) -> bool:
         """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes
@@ -150,10 +156,10 @@ class Evidence:
         return bool(words) and (words[0] in COMMAND_WORDS or pipes_into_tool(text) or self.runs_own_name(text))
 
     def runs_own_name(self, text: str) -> bool:
-        """With `own_name_commands`: `text` runs the project by its own name with arguments, `zircon run` or
+        """For `model_text`: `text` runs the project by its own name with arguments, `zircon run` or
         `spam_detector <path> -c x`, and the facts give no command of that name."""
         words = text.strip().removeprefix("$ ").split()
-        if not self.own_name_commands or len(words) < 2 or not _ARGUMENT.match(words[1]):
+        if not self.model_text or len(words) < 2 or not _ARGUMENT.match(words[1]):
             return False
         own = {_loose(c.split()[0]) for c in self.facts.commands if c.split()}
         names = {_loose(n) for n in (self.facts.name, self.facts.package or "") if n and " " not in n}

@@ -7,7 +7,9 @@
 - a shell command that the facts do not support: an install or run command for another package or
   ecosystem, `sudo`, `rm -rf`, `curl | sh`. Commands the facts give, CLI invocations of the repository's
   own commands, and lines found verbatim in a key file are kept;
-- an in-page link whose `#anchor` matches no heading of the README (the link keeps its text).
+- an in-page link whose `#anchor` matches no heading of the README (the link keeps its text);
+- in what a model wrote, a list item that nearly repeats another, or runs a template down a list and names
+  nothing the repository has (`lists.py`).
 
 What counts as evidence, and each check (`file_mentions`, `unknown_paths`, `Evidence.url_allowed`,
 `Evidence.command_allowed`), lives in `evidence.py`: the evaluation's trust metrics count the same checks, so
@@ -20,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from moxi_pipeline.readme import markdown
+from moxi_pipeline.readme.lists import repeated_items
 from moxi_pipeline.readme.evidence import (
     CODE_SPAN,
     COMMAND_WORDS,
@@ -44,10 +47,11 @@ class GroundingReport:
     urls: int = 0
     commands: int = 0
     anchors: int = 0  # in-page links to a heading the README does not have
+    items: int = 0  # list items repeated or run off a template (`lists.py`)
     removed: list[str] = field(default_factory=list)
 
     def total(self) -> int:
-        return self.paths + self.urls + self.commands + self.anchors
+        return self.paths + self.urls + self.commands + self.anchors + self.items
 
 
 def _fix_links(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str:
@@ -158,6 +162,12 @@ def ground_readme(
     Repeated until a pass removes nothing: tidying a broken fence can turn code into prose, and a
     line the first pass read as code must still be judged as prose."""
     report = GroundingReport()
+    if evidence.model_text:
+        lines = text.split("\n")
+        drop = repeated_items(text, evidence.mentions)
+        report.items += len(drop)
+        report.removed += [lines[index].strip() for index in sorted(drop)]
+        text = "\n".join(line for index, line in enumerate(lines) if index not in drop)
     for _ in range(max_passes):
         before = report.total()
         text = _ground_once(text, evidence, report, anchors)

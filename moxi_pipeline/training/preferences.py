@@ -141,7 +141,7 @@ def rouge_l(reference: str, prediction: str) -> float:
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, prediction)["rougeL"].fmeasure
 
 
-GROUNDING_KINDS = ("paths", "urls", "commands", "anchors")
+GROUNDING_KINDS = ("paths", "urls", "commands", "anchors", "items")
 
 
 def grounding_counts(pairs: list[PreferencePair], samples: list[SftSample]) -> dict:

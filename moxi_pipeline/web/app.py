@@ -54,8 +54,9 @@ def facts_table(facts) -> str:
 def removed_text(report) -> str:
     if not report.total():
         return "The grounding pass removed nothing: every path, URL and command is backed by the repository."
-    lines = [(f"The grounding pass removed {report.paths} unknown paths, {report.urls} invented URLs and "
-              f"{report.commands} unsupported commands (each is named nowhere in the repository or its facts):"), ""]
+    lines = [(f"The grounding pass removed {report.paths} unknown paths, {report.urls} invented URLs, "
+              f"{report.commands} unsupported commands (each is named nowhere in the repository or its facts) and "
+              f"{report.items} repeated list items:"), ""]
     return "\n".join(lines + [f"- `{item}`" for item in report.removed])
 
 

@@ -147,7 +147,7 @@ def test_running_the_project_by_its_name_is_a_command_the_facts_must_give():
     # the facts give the command: kept; and a real README's own text is not judged this way
     given = Evidence.of(facts.model_copy(update={"commands": ("spam-detector",)}), ("README.md",), ())
     assert ground_readme("Run `spam-detector run`.", given)[1].total() == 0
-    lenient = Evidence.of(facts, ("README.md",), (), own_name_commands=False)
+    lenient = Evidence.of(facts, ("README.md",), (), model_text=False)
     assert ground_readme("Run `spam-detector run`.", lenient)[1].total() == 0
 
 

@@ -183,8 +183,8 @@ def test_grounding_counts_what_the_grounding_pass_would_cut_from_rejected_answer
              for s, text in zip(samples, rejected)]
     counts = grounding_counts(pairs, samples)
     assert counts["answers_with_any"] == 1
-    assert counts["answers_with"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0}
-    assert counts["removed"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0}
+    assert counts["answers_with"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0, "items": 0}
+    assert counts["removed"] == {"paths": 1, "urls": 1, "commands": 0, "anchors": 0, "items": 0}
     with pytest.raises(ValueError, match="no SFT sample has its prompt"):
         grounding_counts(pairs, samples[:1])
 

@@ -1,0 +1,103 @@
+"""List items a model repeats or runs off a template: what a reader deletes first.
+
+A small model short of things to say fills a list by changing one word of the item before ("Detect spam mails
+with attachments", "Detect spam mailings with attachments"), or runs a template down the list ("Support for
+MySQL", "Support for PostgreSQL", ..., "Support for Joomla"; "Tested on Android.", "Tested on iOS.", ...). In
+what a model wrote (`Evidence.model_text`), the grounding pass drops:
+- an item that nearly repeats an earlier item of its list (`difflib` ratio of their words >= NEAR_DUPLICATE);
+- in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
+  words (those after the opening the run shares) are none of them in the repository's text.
+
+Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
+project's commands is no template), and an item with lines under it keeps them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+
+from moxi_pipeline.readme import markdown
+from moxi_pipeline.readme.words import content_words
+
+NEAR_DUPLICATE = 0.9  # "Service registration with customisation" / "Service Registration with Customization": 0.98
+TEMPLATE_MIN_ITEMS = 3  # items opening with the same two words before their own words are judged
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
+
+
+def _said(text: str) -> list[str]:
+    return re.sub(r"[^\w\s]", " ", text.replace("_", " ").lower()).split()
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _one_line(lines: list[str], index: int) -> bool:
+    """The item at `index` has nothing under it: the next non-blank line is neither indented past its mark nor a
+    lazy continuation of its text."""
+    indent = _indent(lines[index])
+    following = index + 1
+    while following < len(lines) and not lines[following].strip():
+        following += 1
+    if following == len(lines):
+        return True
+    if following == index + 1 and not _ITEM.match(lines[following]):
+        return False  # "- item" then "goes on here": one paragraph
+    return _indent(lines[following]) <= indent
+
+
+def _lists(text: str) -> list[list[tuple[int, int, list[str]]]]:
+    """The README's lists outside code: (line index, indentation, words) of each one-line prose item."""
+    lines = text.split("\n")
+    code = {i for block in markdown.code_blocks(text) for i in range(block.start, block.end)}
+    found, current = [], []
+    for index, line in enumerate(lines):
+        match = None if index in code else _ITEM.match(line)
+        if match:
+            body = match.group(3)
+            if "`" not in body and "](" not in body and "://" not in body and _one_line(lines, index):
+                current.append((index, len(match.group(1)), _said(body)))
+        elif index in code or line.lstrip().startswith("#") or (line.strip() and not line[:1].isspace()):
+            if current:
+                found.append(current)
+            current = []
+    if current:
+        found.append(current)
+    return found
+
+
+def _shared_opening(words: list[list[str]]) -> int:
+    size = 0
+    while all(len(w) > size for w in words) and len({w[size] for w in words}) == 1:
+        size += 1
+    return size
+
+
+def repeated_items(text: str, mentions) -> set[int]:
+    """Line indices of the items to drop; `mentions(word)` says whether the repository's text has a word."""
+    drop: set[int] = set()
+    for items in _lists(text):
+        kept: list[tuple[int, str]] = []
+        for index, indent, words in items:
+            said = " ".join(words)
+            if len(words) >= 2 and any(indent == other_indent and
+                                       difflib.SequenceMatcher(None, said, other).ratio() >= NEAR_DUPLICATE
+                                       for other_indent, other in kept):
+                drop.add(index)
+            else:
+                kept.append((indent, said))
+        runs: dict[tuple, list[tuple[int, list[str]]]] = defaultdict(list)
+        for index, indent, words in items:
+            if len(words) >= 3 and index not in drop:
+                runs[(indent, *words[:2])].append((index, words))
+        for run in runs.values():
+            if len(run) < TEMPLATE_MIN_ITEMS:
+                continue
+            opening = _shared_opening([words for _, words in run])
+            for index, words in run:
+                own = content_words(" ".join(words[opening:]))
+                if own and not any(map(mentions, own)):
+                    drop.add(index)
+    return drop

@@ -1,0 +1,66 @@
+"""Repeated and templated list items: which the grounding pass drops from what a model wrote, and which it keeps."""
+
+from __future__ import annotations
+
+from moxi_pipeline.readme.evidence import Evidence
+from moxi_pipeline.readme.grounding import ground_readme
+from moxi_pipeline.readme.lists import repeated_items
+from moxi_pipeline.records import KeyFile, RepoFacts
+
+FACTS = RepoFacts(name="geodb", language="Python")
+KEY_FILES = (KeyFile(path="setup.cfg", content="[options]\ninstall_requires = psycopg2  # PostgreSQL driver\n"),)
+TREE = ("README.md", "geodb/__init__.py", "geodb/filters.py", "docs/country.md")
+EVIDENCE = Evidence.of(FACTS, TREE, KEY_FILES)
+
+
+def _kept(text: str) -> list[str]:
+    lines = text.split("\n")
+    drop = repeated_items(text, EVIDENCE.mentions)
+    return [line for index, line in enumerate(lines) if index not in drop]
+
+
+def test_a_near_repeat_of_an_earlier_item_goes_and_distinct_items_stay():
+    text = ("## Features\n\n- Service Registration with Customization\n- Service registration with customisation\n"
+            "- Detect spam mails with attachments\n- Detect spam mailings with attachments\n- Async resolution")
+    assert _kept(text) == ["## Features", "", "- Service Registration with Customization",
+                           "- Detect spam mails with attachments", "- Async resolution"]
+
+
+def test_a_template_run_keeps_only_the_items_the_repository_names():
+    # "postgresql" is in setup.cfg and "country" in the tree; MySQL, Joomla and Maldives are nowhere
+    text = ("## Features\n\n- Support for PostgreSQL\n- Support for MySQL\n- Support for Joomla\n\n"
+            "## Filters\n\n1. Filtering based on country\n2. Filtering based in Maldives\n3. Filtering based on city\n")
+    assert _kept(text) == ["## Features", "", "- Support for PostgreSQL", "", "## Filters", "",
+                           "1. Filtering based on country", ""]
+
+
+def test_two_items_sharing_an_opening_are_no_template():
+    text = "- Support for MySQL\n- Support for Joomla\n- Fast"
+    assert _kept(text) == text.split("\n")
+
+
+def test_items_with_code_links_or_lines_under_them_are_left_to_other_rules():
+    commands = "- `geodb load`\n- `geodb loads`\n- [Support for MySQL](docs/country.md)\n- [Support for Oracle](#x)\n"
+    assert _kept(commands) == commands.split("\n")
+    nested = "- Support for MySQL\n  - through its driver\n- Support for Joomla\n- Support for Drupal\n"
+    assert _kept(nested)[:2] == ["- Support for MySQL", "  - through its driver"]
+    lazy = "- Detect spam mails with attachments\n- Detect spam mailings with attachments\nand more.\n"
+    assert _kept(lazy) == lazy.split("\n")
+
+
+def test_lists_are_judged_apart_and_code_is_not_judged():
+    text = "## Linux\n\n- Install the driver first\n\n## macOS\n\n- Install the drivers first\n"
+    assert _kept(text) == text.split("\n")
+    fenced = "```\n- Support for MySQL\n- Support for Joomla\n- Support for Drupal\n```"
+    assert _kept(fenced) == fenced.split("\n")
+
+
+def test_the_grounding_pass_drops_and_counts_them_in_model_text_only():
+    text = "## Features\n\n- Support for MySQL\n- Support for Joomla\n- Support for PostgreSQL\n- Fast lookups\n"
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == "## Features\n\n- Support for PostgreSQL\n- Fast lookups\n"
+    assert (report.items, report.total(), report.removed) == (2, 2, ["- Support for MySQL", "- Support for Joomla"])
+    # a real README's own list (a training answer) is its author's: kept whole
+    real = Evidence.of(FACTS, TREE, KEY_FILES, model_text=False)
+    kept, untouched = ground_readme(text, real)
+    assert (kept, untouched.total()) == (text, 0)
