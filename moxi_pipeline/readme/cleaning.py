@@ -49,6 +49,8 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = _cut_at_loop(lines)
     lines = _drop_repeated_lines(lines, prefix)
     lines = _close_before_reopening(lines)
+    if cut_by_budget and lines and lines[-1].strip() and _inside_fence(lines) and not _FENCE.match(lines[-1]):
+        lines = lines[:-1]  # cut by the budget inside a code block: its last line ("const [counter") is unfinished
     lines = _close_fence(lines)
     lines = _prose_out_of_shell_fences(lines)
     if cut_by_budget:

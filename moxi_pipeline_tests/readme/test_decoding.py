@@ -131,6 +131,9 @@ ABOUT = "# tiny\n\nA small project. "
         (USAGE, USAGE, "## Usage"),
         # an unclosed fence holding code is closed; "```cpp```" and a fence glued to text are dropped
         (USAGE + "```bash\ntiny --help\n", USAGE, "## Usage\n\n```bash\ntiny --help\n```"),
+        # ... and a block the budget cut mid-line loses that unfinished line first (its only line: the block goes)
+        (USAGE + "```js\nconst a = 1;\nconst [counter", USAGE, "## Usage\n\n```js\nconst a = 1;\n```"),
+        (USAGE + "```js\nconst [counter", USAGE, "## Usage"),
         (USAGE + "```cpp```\nRun it.", USAGE, "## Usage\n\nRun it."),
         (USAGE + "Run `tiny`.```", USAGE, "## Usage\n\nRun `tiny`."),
         # an echo of the prompt's key files ends the section
