@@ -42,7 +42,7 @@ def test_preference_pairs_and_dpo_adapter_materialize(tmp_path, tiny_model_dir):
     assert result.success
     pairs = result.asset_materializations_for_node("preference_pairs")[0].metadata
     assert pairs["pairs"].value + pairs["skipped"].value == 4 and pairs["generated_now"].value == 4
-    kinds = ("paths", "urls", "commands", "anchors")
+    kinds = ("paths", "urls", "commands", "anchors", "items")
     assert {f"rejected_with_ungrounded_{kind}" for kind in kinds} <= set(pairs) and "lengths" in pairs
     assert set(pairs["ungrounded_removed_by_kind"].value) == set(kinds)
     assert pairs["profile"].value == "demo" and pairs["chosen_from"].value == "sft"
