@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from moxi_pipeline.readme import markdown
+from moxi_pipeline.readme.words import LIST_MARK, plain_words
 
 # A line seen this many times already is a loop: greedy decoding never leaves one once it is in it.
 MAX_LINE_REPEATS = 2
@@ -21,7 +22,6 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
 _INLINE_FENCE = re.compile(r"^\s*`{3}[^`]*`{3}\s*$")  # "```cpp```": a fence opened and closed on one line
 _STRAY_FENCE = re.compile(r"(?<=\S)\s*`{3,}\s*$")  # "pip install x```": a fence glued to text
 _FINISHED = (".", "!", "?", ":", ")", "`", "*", "|")
-_LIST_MARK = re.compile(r"^\s*([-*+]|\d+[.)])\s")
 # 40+ letters with no space, digit or slash: no English word or identifier; it is what greedy decoding
 # under a repetition penalty emits once it runs out of allowed tokens ("npmjimiemlitekomit...").
 _GIBBERISH = re.compile(r"[A-Za-z]{40,}")
@@ -70,7 +70,7 @@ def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
     if last.endswith(_FINISHED):
         return lines[:-1] if last.endswith(":") else lines
     cut = max(last.rfind(mark + " ") for mark in ".!?")
-    if cut > 0 and not _LIST_MARK.match(last):
+    if cut > 0 and not LIST_MARK.match(last):
         return lines[:-1] + [last[: cut + 1]]
     return lines[:-1]
 
@@ -159,21 +159,16 @@ def _close_fence(lines: list[str]) -> list[str]:
     return lines + [opener[: len(opener) - len(opener.lstrip())] + _FENCE.match(opener).group(1)]
 
 
-def _said(line: str) -> str:
-    """A line's words, lower-cased, without list marks, emphasis or punctuation."""
-    return " ".join(re.sub(r"[^\w\s]", " ", _LIST_MARK.sub("", line).replace("_", " ").lower()).split())
-
-
 def _drop_repeated_lines(lines: list[str], prefix: str) -> list[str]:
     """A line of prose that says again what the section already said ("ReDoc." under "ReDoc.", or "Typing SVGs
     can be used as a bio on you." under the sentence it cuts short) goes; code is left alone. The first line
     goes on the prefix's last line and is not judged."""
-    seen = [said for said in map(_said, [*prefix.split("\n"), *lines[:1]]) if said]
+    seen = [said for said in map(plain_words, [*prefix.split("\n"), *lines[:1]]) if said]
     out, fenced = lines[:1], bool(lines) and _FENCE.match(lines[0]) is not None
     for line in lines[1:]:
         if _FENCE.match(line):
             fenced = not fenced
-        said = "" if fenced or _FENCE.match(line) or _HEADING.match(line) else _said(line)
+        said = "" if fenced or _FENCE.match(line) or _HEADING.match(line) else plain_words(line)
         if said and any(said == old or (len(said.split()) >= 4 and said in old) for old in seen):
             continue
         if said:

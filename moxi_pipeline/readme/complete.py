@@ -106,9 +106,7 @@ def ground_block(block: str, evidence: Evidence, report: GroundingReport, anchor
 
 def _ground_into(text: str, evidence: Evidence, report: GroundingReport, anchors: set[str] | None = None) -> tuple[str, GroundingReport]:
     grounded, one = ground_readme(text, evidence, anchors=anchors)
-    for kind in ("paths", "urls", "commands", "anchors", "items"):
-        setattr(report, kind, getattr(report, kind) + getattr(one, kind))
-    report.removed += one.removed
+    report.add(one)
     return grounded, one
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.lists import repeated_items
@@ -43,6 +44,8 @@ _BLOCK_START = re.compile(r"^(\s*(```|~~~|[-*+]\s|\d+[.)]\s|\||>)|\s{4,}\S)")
 
 @dataclass
 class GroundingReport:
+    KINDS: ClassVar[tuple[str, ...]] = ("paths", "urls", "commands", "anchors", "items")  # what is counted
+
     paths: int = 0
     urls: int = 0
     commands: int = 0
@@ -51,7 +54,13 @@ class GroundingReport:
     removed: list[str] = field(default_factory=list)
 
     def total(self) -> int:
-        return self.paths + self.urls + self.commands + self.anchors + self.items
+        return sum(getattr(self, kind) for kind in self.KINDS)
+
+    def add(self, other: GroundingReport) -> None:
+        """Count `other`'s removals in this report too."""
+        for kind in self.KINDS:
+            setattr(self, kind, getattr(self, kind) + getattr(other, kind))
+        self.removed += other.removed
 
 
 def _fix_links(line: str, evidence: Evidence, report: GroundingReport, anchors: set[str]) -> str:

@@ -19,15 +19,11 @@ import re
 from collections import defaultdict
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.words import content_words
+from moxi_pipeline.readme.words import content_words, plain_words
 
 NEAR_DUPLICATE = 0.9  # "Service registration with customisation" / "Service Registration with Customization": 0.98
 TEMPLATE_MIN_ITEMS = 3  # items opening with the same two words before their own words are judged
 _ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
-
-
-def _said(text: str) -> list[str]:
-    return re.sub(r"[^\w\s]", " ", text.replace("_", " ").lower()).split()
 
 
 def _indent(line: str) -> int:
@@ -58,7 +54,7 @@ def _lists(text: str) -> list[list[tuple[int, int, list[str]]]]:
         if match:
             body = match.group(3)
             if "`" not in body and "](" not in body and "://" not in body and _one_line(lines, index):
-                current.append((index, len(match.group(1)), _said(body)))
+                current.append((index, len(match.group(1)), plain_words(body).split()))
         elif index in code or line.lstrip().startswith("#") or (line.strip() and not line[:1].isspace()):
             if current:
                 found.append(current)

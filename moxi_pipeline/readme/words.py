@@ -19,7 +19,13 @@ some such than that the their them then there these they this those through to t
 what when where which while who whom why will with would you your yours use used using uses allows provides
 project package library tool simple easy new way make makes one two well like get gets see via etc
 """.split())
+LIST_MARK = re.compile(r"^\s*([-*+]|\d+[.)])\s")  # a list item's mark: "- ", "* ", "1. ", "2) "
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]*[A-Za-z0-9+#]|[A-Za-z]")
+
+
+def plain_words(line: str) -> str:
+    """A line's words, lower-cased, without list marks, emphasis or punctuation: what it says, to compare."""
+    return " ".join(re.sub(r"[^\w\s]", " ", LIST_MARK.sub("", line).replace("_", " ").lower()).split())
 
 
 def markdown_plain(text: str) -> str:

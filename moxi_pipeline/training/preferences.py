@@ -141,19 +141,16 @@ def rouge_l(reference: str, prediction: str) -> float:
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, prediction)["rougeL"].fmeasure
 
 
-GROUNDING_KINDS = ("paths", "urls", "commands", "anchors", "items")
-
-
 def grounding_counts(pairs: list[PreferencePair], samples: list[SftSample]) -> dict:
     """What the grounding pass would remove from the rejected answers, against each prompt's own tree, key files
     and facts: items removed by kind, and how many rejected answers had at least one of that kind."""
     from moxi_pipeline.readme.evidence import Evidence
-    from moxi_pipeline.readme.grounding import ground_readme
+    from moxi_pipeline.readme.grounding import GroundingReport, ground_readme
     from moxi_pipeline.records import RepoFacts
 
     by_key = {prompt_key(sample): sample for sample in samples}
-    removed = dict.fromkeys(GROUNDING_KINDS, 0)
-    answers_with = dict.fromkeys(GROUNDING_KINDS, 0)
+    removed = dict.fromkeys(GroundingReport.KINDS, 0)
+    answers_with = dict.fromkeys(GroundingReport.KINDS, 0)
     answers_with_any = 0
     for pair in pairs:
         sample = by_key.get(pair.key)
@@ -161,7 +158,7 @@ def grounding_counts(pairs: list[PreferencePair], samples: list[SftSample]) -> d
             raise ValueError(f"preference pair {pair.key} ({pair.repo_url}): no SFT sample has its prompt")
         facts = sample.input.facts or RepoFacts(name=sample.repo)
         _, report = ground_readme(pair.rejected, Evidence.of(facts, sample.input.file_tree, sample.input.key_files))
-        for kind in GROUNDING_KINDS:
+        for kind in GroundingReport.KINDS:
             removed[kind] += getattr(report, kind)
             answers_with[kind] += getattr(report, kind) > 0
         answers_with_any += report.total() > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from moxi_pipeline.readme.evidence import Evidence
 from moxi_pipeline.readme.grounding import ground_readme
 from moxi_pipeline.readme.lists import repeated_items
@@ -34,25 +36,24 @@ def test_a_template_run_keeps_only_the_items_the_repository_names():
                            "1. Filtering based on country", ""]
 
 
-def test_two_items_sharing_an_opening_are_no_template():
-    text = "- Support for MySQL\n- Support for Joomla\n- Fast"
+@pytest.mark.parametrize("text", [
+    "- Support for MySQL\n- Support for Joomla\n- Fast",  # two items sharing an opening are no template
+    # items with code or links are the other rules' to judge
+    "- `geodb load`\n- `geodb loads`\n- [Support for MySQL](docs/country.md)\n- [Support for Oracle](#x)\n",
+    # an item a lazy line goes on is one paragraph with it
+    "- Detect spam mails with attachments\n- Detect spam mailings with attachments\nand more.\n",
+    # lists under two headings are judged apart
+    "## Linux\n\n- Install the driver first\n\n## macOS\n\n- Install the drivers first\n",
+    # code is not judged
+    "```\n- Support for MySQL\n- Support for Joomla\n- Support for Drupal\n```",
+])
+def test_texts_left_whole(text):
     assert _kept(text) == text.split("\n")
 
 
-def test_items_with_code_links_or_lines_under_them_are_left_to_other_rules():
-    commands = "- `geodb load`\n- `geodb loads`\n- [Support for MySQL](docs/country.md)\n- [Support for Oracle](#x)\n"
-    assert _kept(commands) == commands.split("\n")
+def test_an_item_with_lines_under_it_keeps_them():
     nested = "- Support for MySQL\n  - through its driver\n- Support for Joomla\n- Support for Drupal\n"
     assert _kept(nested)[:2] == ["- Support for MySQL", "  - through its driver"]
-    lazy = "- Detect spam mails with attachments\n- Detect spam mailings with attachments\nand more.\n"
-    assert _kept(lazy) == lazy.split("\n")
-
-
-def test_lists_are_judged_apart_and_code_is_not_judged():
-    text = "## Linux\n\n- Install the driver first\n\n## macOS\n\n- Install the drivers first\n"
-    assert _kept(text) == text.split("\n")
-    fenced = "```\n- Support for MySQL\n- Support for Joomla\n- Support for Drupal\n```"
-    assert _kept(fenced) == fenced.split("\n")
 
 
 def test_the_grounding_pass_drops_and_counts_them_in_model_text_only():
