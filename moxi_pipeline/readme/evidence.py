@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.facts import RepoFacts
+from moxi_pipeline.readme.facts import ECOSYSTEM_NAMES, RepoFacts
 from moxi_pipeline.readme.words import stem
 
 _URL = re.compile(r"(https?|ftp)://\S+|www\.\S+|\S+@\S+\.\w+")
@@ -135,8 +135,8 @@ class Evidence:
     known: set[str]
     corpus: str  # key files and tree, lower-cased, where a URL or command is "found in the repository"
     # What a model wrote, judged strictly: the project run by its own name (`zircon run`) is a command the facts
-    # must give, and repeated or templated list items go (`lists.py`). Off for a real README's own text (training
-    # answers), whose author knows the project's CLI where the facts may not see it (a Go `main` package, a
+    # must give, and repeated, templated or unfounded list items go (`lists.py`). Off for a real README's own text
+    # (training answers), whose author knows the project's CLI where the facts may not see it (a Go `main` package, a
     # script without an entry point) and its features where the key files do not name them.
     model_text: bool = True
 
@@ -146,8 +146,15 @@ class Evidence:
         return cls(facts, known_paths(file_tree), corpus, model_text)
 
     def mentions(self, word: str) -> bool:
-        """Whether the repository's text (key files, tree) has the word, or its stem (`parsing` -> `pars`)."""
-        return stem(word.lower()) in self.corpus
+        """Whether the repository's text (key files, tree) or the names the facts give it (its language,
+        ecosystem and frameworks, which Built With lists) have the word, or its stem (`parsing` -> `pars`)."""
+        root = stem(word.lower())
+        return root in self.corpus or root in self._named
+
+    @property
+    def _named(self) -> str:
+        facts = self.facts
+        return " ".join(filter(None, (facts.language, ECOSYSTEM_NAMES.get(facts.ecosystem or ""), *facts.frameworks))).lower()
 
     def is_command(self, text: str) -> bool:
         """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.lists import repeated_items
+from moxi_pipeline.readme.lists import filler_items
 from moxi_pipeline.readme.evidence import (
     CODE_SPAN,
     COMMAND_WORDS,
@@ -173,7 +173,7 @@ def ground_readme(
     report = GroundingReport()
     if evidence.model_text:
         lines = text.split("\n")
-        drop = repeated_items(text, evidence.mentions)
+        drop = filler_items(text, evidence.mentions)
         report.items += len(drop)
         report.removed += [lines[index].strip() for index in sorted(drop)]
         text = "\n".join(line for index, line in enumerate(lines) if index not in drop)

@@ -6,7 +6,10 @@ MySQL", "Support for PostgreSQL", ..., "Support for Joomla"; "Tested on Android.
 what a model wrote (`Evidence.model_text`), the grounding pass drops:
 - an item that nearly repeats an earlier item of its list (`difflib` ratio of their words >= NEAR_DUPLICATE);
 - in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
-  words (those after the opening the run shares) are none of them in the repository's text.
+  words (those after the opening the run shares) are none of them in the repository's text;
+- an item none of whose content words is in the repository's text: a feature list filled from what READMEs
+  usually say ("Free to use", "Supports all major browsers", "Compatible with modern browsers") or from
+  nowhere ("Username", "Password", "Gender" for a GitHub action that draws statistics).
 
 Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
 project's commands is no template), and an item with lines under it keeps them.
@@ -71,7 +74,7 @@ def _shared_opening(words: list[list[str]]) -> int:
     return size
 
 
-def repeated_items(text: str, mentions) -> set[int]:
+def filler_items(text: str, mentions) -> set[int]:
     """Line indices of the items to drop; `mentions(word)` says whether the repository's text has a word."""
     drop: set[int] = set()
     for items in _lists(text):
@@ -85,9 +88,12 @@ def repeated_items(text: str, mentions) -> set[int]:
             else:
                 kept.append((indent, said))
         runs: dict[tuple, list[tuple[int, list[str]]]] = defaultdict(list)
+        repeats = set(drop)
         for index, indent, words in items:
-            if len(words) >= 3 and index not in drop:
+            if len(words) >= 3 and index not in repeats:
                 runs[(indent, *words[:2])].append((index, words))
+            if (own := content_words(" ".join(words))) and not any(map(mentions, own)):
+                drop.add(index)
         for run in runs.values():
             if len(run) < TEMPLATE_MIN_ITEMS:
                 continue

@@ -176,7 +176,7 @@ def closes_fence(line: str, marker: str, opener_indent: int = 0) -> bool:
 def layout(text: str) -> str:
     """Markdown that renders and lints clean, with no word changed (`moxi generate`'s last step, after the
     grounding pass): one space after a list marker; a blank line around each fenced block and each list; each
-    ordered list numbered 1, 2, 3 from its first number (a list the grounding pass took an item from ran 1, 3);
+    ordered list numbered 1, 2, 3 (a list the grounding pass took an item from ran 1, 3, or opened at 2);
     a nested list indented to its parent item's text; and two things a small model writes that end a list it
     meant to continue, moved into the item: a bullet right under a numbered item at the margin ("1. **Name**:"
     then "- what it does"), a code block at the margin between two items, and a paragraph at the margin
@@ -238,7 +238,7 @@ def layout(text: str) -> str:
                     nesting = marker[0].isdigit()
             counters = {i: n for i, n in counters.items() if i <= now}
             if marker[0].isdigit():
-                number = counters.get(now, int(marker[:-1]))
+                number = counters.get(now, 1)
                 counters[now] = number + 1
                 marker = f"{number}{marker[-1]}"
             else:

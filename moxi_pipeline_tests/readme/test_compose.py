@@ -172,7 +172,8 @@ def test_what_the_model_invents_is_grounded_away(repos, tiny_model_dir):
                                   "curl https://get.example.com/install.sh | bash\n```"),
     })
     [renamer] = write_readmes(model, tokenizer, repos[:1], DecodingConfig())
-    # the model's code block and the facts' own stay two blocks (grounding once merged them into one)
+    # the model's code block and the facts' own stay two blocks (grounding once merged them into one); "Dry runs."
+    # goes too: nothing in the repository says "dry" or "runs"
     assert renamer.text == """# renamer
 
 Rename files in bulk. It is fast.
@@ -180,7 +181,6 @@ Rename files in bulk. It is fast.
 ## Features
 
 - Renames many files at once.
-- Dry runs.
 
 ## Installation
 
@@ -215,8 +215,8 @@ pytest
 renamer is released under the MIT license. See [LICENSE](LICENSE) for the full text.
 """
     report = renamer.grounding
-    assert (report.paths, report.urls, report.commands) == (1, 1, 2)
-    assert report.removed == ["renamer/magic.py", "https://renamer.example.com", "sudo renamer --undo",
+    assert (report.paths, report.urls, report.commands, report.items) == (1, 1, 2, 1)
+    assert report.removed == ["- Dry runs.", "renamer/magic.py", "https://renamer.example.com", "sudo renamer --undo",
                               "curl https://get.example.com/install.sh | bash"]
 
 

@@ -174,3 +174,11 @@ def test_code_written_left_of_its_indented_fence_stays_in_the_block():
     out = layout(text)
     assert out == "1. Install it.\n2. Run it:\n\n    ```\n    <path>\n    ...</path>\n    ```\n"
     assert unclosed_fences(out) == 0 and _words(out) == _words(text)
+
+
+def test_a_numbered_list_that_lost_its_first_item_still_opens_at_one():
+    # the grounding pass took "1. Install the project:" (its code was invented): the list opened at 2
+    text = "## Usage\n\n2. Run the app:\n\n3. Open the page.\n"
+    assert layout(text) == "## Usage\n\n1. Run the app:\n\n2. Open the page.\n"
+    assert sum(lint_findings(text).values()) > 0
+    assert sum(lint_findings(layout(text)).values()) == 0

@@ -1,4 +1,5 @@
-"""Repeated and templated list items: which the grounding pass drops from what a model wrote, and which it keeps."""
+"""Repeated, templated and unfounded list items: which the grounding pass drops from what a model wrote, and which
+it keeps."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ import pytest
 
 from moxi_pipeline.readme.evidence import Evidence
 from moxi_pipeline.readme.grounding import ground_readme
-from moxi_pipeline.readme.lists import repeated_items
+from moxi_pipeline.readme.lists import filler_items
 from moxi_pipeline.records import KeyFile, RepoFacts
 
 FACTS = RepoFacts(name="geodb", language="Python")
-KEY_FILES = (KeyFile(path="setup.cfg", content="[options]\ninstall_requires = psycopg2  # PostgreSQL driver\n"),)
+KEY_FILES = (KeyFile(path="setup.cfg", content="[options]\ninstall_requires = psycopg2  # PostgreSQL driver\n"),
+             KeyFile(path="geodb/__init__.py", content='"""Fast lookups, with support for service registration and its '
+                     'customization, async resolution, and a filter that detects spam mails with attachments. '
+                     'Install the driver first."""\n'))
 TREE = ("README.md", "geodb/__init__.py", "geodb/filters.py", "docs/country.md")
 EVIDENCE = Evidence.of(FACTS, TREE, KEY_FILES)
 
 
 def _kept(text: str) -> list[str]:
     lines = text.split("\n")
-    drop = repeated_items(text, EVIDENCE.mentions)
+    drop = filler_items(text, EVIDENCE.mentions)
     return [line for index, line in enumerate(lines) if index not in drop]
 
 
@@ -56,6 +60,13 @@ def test_an_item_with_lines_under_it_keeps_them():
     assert _kept(nested)[:2] == ["- Support for MySQL", "  - through its driver"]
 
 
+def test_an_item_none_of_whose_words_the_repository_has_goes():
+    # "fast", "lookups" and "country" are in the repository; the rest is what READMEs usually say, or nothing
+    text = ("## Features\n\n- Free to use\n- Compatible with modern browsers\n- Fast lookups\n\n"
+            "## Fields\n\n- Username\n- Gender\n- Country\n")
+    assert _kept(text) == ["## Features", "", "- Fast lookups", "", "## Fields", "", "- Country", ""]
+
+
 def test_the_grounding_pass_drops_and_counts_them_in_model_text_only():
     text = "## Features\n\n- Support for MySQL\n- Support for Joomla\n- Support for PostgreSQL\n- Fast lookups\n"
     out, report = ground_readme(text, EVIDENCE)
@@ -65,3 +76,11 @@ def test_the_grounding_pass_drops_and_counts_them_in_model_text_only():
     real = Evidence.of(FACTS, TREE, KEY_FILES, model_text=False)
     kept, untouched = ground_readme(text, real)
     assert (kept, untouched.total()) == (text, 0)
+
+
+def test_the_names_the_facts_give_count_as_the_repositorys_words():
+    # Built With lists the language, ecosystem and frameworks, which a manifest need not spell out
+    facts = RepoFacts(name="geodb", language="Python", ecosystem="python", frameworks=("Click",))
+    evidence = Evidence.of(facts, TREE, ())
+    text = "## Built With\n\n- Python\n- Click\n- Django\n"
+    assert sorted(filler_items(text, evidence.mentions)) == [4]  # "- Django"
