@@ -22,6 +22,8 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
 _INLINE_FENCE = re.compile(r"^\s*`{3}[^`]*`{3}\s*$")  # "```cpp```": a fence opened and closed on one line
 _STRAY_FENCE = re.compile(r"(?<=\S)\s*`{3,}\s*$")  # "pip install x```": a fence glued to text
 _FINISHED = (".", "!", "?", ":", ")", "`", "*", "|")
+_SETEXT_TITLE = re.compile(r"^ {0,3}=+\s*$")
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:e\.g|i\.e|vs|cf|[A-Za-z])\.$")  # "e.g.", "i.e.", "(e." before a cut
 # 40+ letters with no space, digit or slash: no English word or identifier; it is what greedy decoding
 # under a repetition penalty emits once it runs out of allowed tokens ("npmjimiemlitekomit...").
 _GIBBERISH = re.compile(r"[A-Za-z]{40,}")
@@ -46,6 +48,7 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = [_STRAY_FENCE.sub("", line) for line in lines if not _INLINE_FENCE.match(line)]
     lines = _cut_at_echo([""] + lines)[1:]
     lines = _drop_gibberish(lines)
+    lines = _drop_setext_titles(lines)
     lines = _cut_at_loop(lines)
     lines = _drop_repeated_lines(lines, prefix)
     lines = _close_before_reopening(lines)
@@ -59,6 +62,13 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     return (prefix + "\n".join(lines)).rstrip()
 
 
+def _drop_setext_titles(lines: list[str]) -> list[str]:
+    """A line of `=` under a line of text makes that text a second title (About's "ReDoc." over "======"): the
+    README has one, the forced heading. The `=` line goes and the text stays a paragraph; code keeps its lines."""
+    return [line for index, line in enumerate(lines)
+            if not (_SETEXT_TITLE.match(line) and not _inside_fence(lines[:index]))]
+
+
 def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
     """A section cut by the token budget ends mid-sentence: back up to its last finished sentence."""
     lines = list(lines)
@@ -69,10 +79,21 @@ def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
     last = lines[-1].rstrip()
     if last.endswith(_FINISHED):
         return lines[:-1] if last.endswith(":") else lines
-    cut = max(last.rfind(mark + " ") for mark in ".!?")
+    cut = _last_sentence_end(last)
     if cut > 0 and not LIST_MARK.match(last):
         return lines[:-1] + [last[: cut + 1]]
     return lines[:-1]
+
+
+def _last_sentence_end(line: str) -> int:
+    """The index of the mark that ends the line's last finished sentence, -1 if none: a "." after an
+    abbreviation ("e.g. ", "i.e. ", "vs. "), or inside a parenthesis still open, ends no sentence ("newer
+    versions of PlexRipper (e.g. 3.0 and" is not cut to "... (e.g.")."""
+    for match in reversed(list(re.finditer(r"[.!?](?= )", line))):
+        before = line[: match.start() + 1]
+        if not _ABBREVIATION.search(before) and before.count("(") <= before.count(")"):
+            return match.start()
+    return -1
 
 
 def _inside_fence(lines: list[str]) -> bool:

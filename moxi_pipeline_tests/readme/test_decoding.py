@@ -126,6 +126,10 @@ ABOUT = "# tiny\n\nA small project. "
         (ABOUT + "It parses files and", ABOUT, "# tiny\n\nA small project."),
         (ABOUT + "It parses files.\n\nIt also", ABOUT, "# tiny\n\nA small project. It parses files."),
         (USAGE + "- one\n- two\n- thr", USAGE, "## Usage\n\n- one\n- two"),
+        # ... and never at an abbreviation or inside an open parenthesis
+        (ABOUT + "It runs anywhere. It supports newer versions (e.g. 3.0 and", ABOUT,
+         "# tiny\n\nA small project. It runs anywhere."),
+        (ABOUT + "It reads files, i.e. CSV and", ABOUT, "# tiny\n\nA small project."),
         # a colon that now introduces nothing goes, and the heading left with nothing under it stays alone
         (USAGE + "Run `tiny`:", USAGE, "## Usage"),
         (USAGE, USAGE, "## Usage"),
@@ -136,6 +140,9 @@ ABOUT = "# tiny\n\nA small project. "
         (USAGE + "```js\nconst [counter", USAGE, "## Usage"),
         (USAGE + "```cpp```\nRun it.", USAGE, "## Usage\n\nRun it."),
         (USAGE + "Run `tiny`.```", USAGE, "## Usage\n\nRun `tiny`."),
+        # a line of "=" under About's first sentence would make it a second title: it goes; in code it stays
+        ("# tiny\n\nReDoc. " + "\n======\n\nIt renders docs.", "# tiny\n\nReDoc. ", "# tiny\n\nReDoc. \n\nIt renders docs."),
+        (USAGE + "```\nTitle\n=====\n```", USAGE, "## Usage\n\n```\nTitle\n=====\n```"),
         # an echo of the prompt's key files ends the section
         (USAGE + "Run it.\n--- pyproject.toml ---\n[project]", USAGE, "## Usage\n\nRun it."),
         (USAGE + "Run it.\n\nFile tree:\nsrc/tiny/cli.py", USAGE, "## Usage\n\nRun it."),
