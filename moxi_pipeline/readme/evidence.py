@@ -154,7 +154,8 @@ class Evidence:
     @property
     def _named(self) -> str:
         facts = self.facts
-        return " ".join(filter(None, (facts.language, ECOSYSTEM_NAMES.get(facts.ecosystem or ""), *facts.frameworks))).lower()
+        names = (facts.language, ECOSYSTEM_NAMES.get(facts.ecosystem or ""), *facts.frameworks)
+        return " ".join(filter(None, names)).lower()
 
     def is_command(self, text: str) -> bool:
         """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moxi_pipeline.storage.artifacts import ArtifactStore
 from moxi_pipeline.storage.folders import publish_dir, staging_dir
+from moxi_pipeline.training.backends import fused_head_on_labelled_positions
 from moxi_pipeline.training.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.training.config import CONFIGS_DIR, describe_errors
 from moxi_pipeline.readme.decoding import DecodingConfig
@@ -156,7 +157,8 @@ def train_dpo(base_model_dir: str | Path, sft_adapter_dir: str | Path, pairs: li
                          callbacks=callbacks)
     resumed_step, _ = checkpoint_step(resume_from)  # read now: save_total_limit may delete it during training
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with fused_head_on_labelled_positions():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     duration_s = time.perf_counter() - started
     staging = staging_dir(out_dir)
     model.save_pretrained(str(staging), selected_adapters=["default"])

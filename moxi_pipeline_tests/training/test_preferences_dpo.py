@@ -206,3 +206,29 @@ def test_a_bad_dpo_profile_setting_names_the_variable():
     assert load_settings({"MOXI_DPO_PROFILE": "cpu"}).dpo_profile == "cpu"
     with pytest.raises(ValueError, match="MOXI_DPO_PROFILE.*gpu-9b"):
         load_settings({"MOXI_DPO_PROFILE": "gpu-9b"})
+
+
+def test_the_fused_head_scores_only_labelled_positions_on_the_cpu_with_the_same_log_probs(tiny_model_dir, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer import utils
+
+    from moxi_pipeline.training.backends import fused_head_on_labelled_positions
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    utils.add_fused_lm_head(model)
+    scored = []
+    apply = utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(utils._ChunkedLogProbFunction, "apply", lambda hidden, *rest: scored.append(hidden.shape[0])
+                        or apply(hidden, *rest))
+    input_ids = torch.randint(3, 100, (2, 12))
+    labels = input_ids.masked_fill(torch.arange(12) < 9, -100)  # a 9-token prompt, a 3-token answer
+    with torch.no_grad():
+        every = model(input_ids=input_ids, labels=labels, fused_lm_head=True).log_probs
+        with fused_head_on_labelled_positions():
+            labelled = model(input_ids=input_ids, labels=labels, fused_lm_head=True).log_probs
+    # 11 positions a row predict a next token; 3 of them have a label
+    assert scored == [2 * 11, 2 * 3]
+    torch.testing.assert_close(labelled, every)
+    assert labelled[:, :8].abs().sum() == 0 and labelled[:, 8:].abs().min() > 0
+    assert utils._use_triton(torch.device("cpu")) is False  # restored after the block
