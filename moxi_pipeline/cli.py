@@ -200,7 +200,7 @@ def generate(args) -> int:
             written = write_readmes(model, tokenizer, [snapshot], decoding, progress=step)[0]
     removed = written.grounding
     print(f"grounding removed {removed.paths} paths, {removed.urls} URLs, {removed.commands} commands, "
-          f"{removed.items} repeated list items", file=sys.stderr)
+          f"{removed.items} invented list items", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(written.text, encoding="utf-8")
         print(f"wrote {args.out} ({len(written.text)} characters)", file=sys.stderr)

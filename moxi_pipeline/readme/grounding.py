@@ -50,7 +50,7 @@ class GroundingReport:
     urls: int = 0
     commands: int = 0
     anchors: int = 0  # in-page links to a heading the README does not have
-    items: int = 0  # list items repeated or run off a template (`lists.py`)
+    items: int = 0  # list items repeated, run off a template or unfounded (`lists.py`)
     removed: list[str] = field(default_factory=list)
 
     def total(self) -> int:

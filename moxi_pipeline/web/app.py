@@ -56,7 +56,7 @@ def removed_text(report) -> str:
         return "The grounding pass removed nothing: every path, URL and command is backed by the repository."
     lines = [(f"The grounding pass removed {report.paths} unknown paths, {report.urls} invented URLs, "
               f"{report.commands} unsupported commands (each is named nowhere in the repository or its facts) and "
-              f"{report.items} repeated list items:"), ""]
+              f"{report.items} invented list items:"), ""]
     return "\n".join(lines + [f"- `{item}`" for item in report.removed])
 
 
