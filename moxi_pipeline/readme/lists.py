@@ -1,4 +1,4 @@
-"""List items a model repeats or runs off a template: what a reader deletes first.
+"""List items a model repeats, runs off a template or makes up: what a reader deletes first.
 
 A small model short of things to say fills a list by changing one word of the item before ("Detect spam mails
 with attachments", "Detect spam mailings with attachments"), or runs a template down the list ("Support for
@@ -8,8 +8,7 @@ what a model wrote (`Evidence.model_text`), the grounding pass drops:
 - in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
   words (those after the opening the run shares) are none of them in the repository's text;
 - an item none of whose content words is in the repository's text: a feature list filled from what READMEs
-  usually say ("Free to use", "Supports all major browsers", "Compatible with modern browsers") or from
-  nowhere ("Username", "Password", "Gender" for a GitHub action that draws statistics).
+  usually say ("Free to use", "Compatible with modern browsers") or from nowhere ("Username", "Password", "Gender" for a GitHub action that draws statistics).
 
 Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
 project's commands is no template), and an item with lines under it keeps them.
