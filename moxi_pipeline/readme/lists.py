@@ -8,7 +8,8 @@ what a model wrote (`Evidence.model_text`), the grounding pass drops:
 - in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
   words (those after the opening the run shares) are none of them in the repository's text;
 - an item none of whose content words is in the repository's text: a feature list filled from what READMEs
-  usually say ("Free to use", "Compatible with modern browsers") or from nowhere ("Username", "Password", "Gender" for a GitHub action that draws statistics).
+  usually say ("Free to use", "Compatible with modern browsers") or from nowhere ("Username", "Password",
+  "Gender" for a GitHub action that draws statistics).
 
 Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
 project's commands is no template), and an item with lines under it keeps them.
