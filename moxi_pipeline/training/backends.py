@@ -59,9 +59,10 @@ def fused_head_on_labelled_positions():
 
     TRL (1.16) compacts to the labelled positions only where Triton runs (CUDA, XPU); elsewhere it scores every
     position and masks afterwards, to keep tile shapes fixed for compilers that would otherwise recompile. On the
-    CPU that sends the whole prompt through the head: a DPO pair of Gemma 3 270M is ~1,440 positions of which
-    ~280 (chosen and rejected answers) have a label, and its 262k x 640 head is ~168M multiply-adds a position
-    against ~100M for the rest of the model, so the unlabelled positions were about half a step's work. TRL reads
+    CPU that sends the whole prompt through the head: a DPO pair of Gemma 3 270M is ~1,240 positions (its prompt
+    twice, then the two answers; medians of the `cpu` profile's pairs) of which ~210 have a label, and its
+    262k x 640 head is ~168M multiply-adds a position against ~100M for the rest of the model, so a step ran
+    2.06x longer than it needs to (`benchmarks/dpo_head.py`; SmolLM2's 49k-way head: 1.50x). TRL reads
     the device test (`trl.trainer.utils._use_triton`) at each call, so it is swapped for the block's length; where
     a TRL version has no such name, nothing changes."""
     try:
