@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = read_pairs(args.pairs)
     tokenizer = AutoTokenizer.from_pretrained(args.base)
+
     def tokens(text: str) -> int:
         return len(tokenizer(text)["input_ids"])
 

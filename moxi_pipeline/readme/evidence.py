@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.facts import ECOSYSTEM_NAMES, RepoFacts
@@ -151,8 +152,9 @@ class Evidence:
         root = stem(word.lower())
         return root in self.corpus or root in self._named
 
-    @property
+    @cached_property
     def _named(self) -> str:
+        """The facts' names of the project's stack, lower-cased: built once, read for every word judged."""
         facts = self.facts
         names = (facts.language, ECOSYSTEM_NAMES.get(facts.ecosystem or ""), *facts.frameworks)
         return " ".join(filter(None, names)).lower()
