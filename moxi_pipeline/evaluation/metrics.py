@@ -18,7 +18,7 @@ import re
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.evidence import Evidence, broken_anchors, file_mentions
-from moxi_pipeline.readme.words import content_words
+from moxi_pipeline.readme.words import content_words, project_names
 from moxi_pipeline.readme.outline import plan_outline
 from moxi_pipeline.readme.sections import section_kind
 from moxi_pipeline.records import RepoFacts
@@ -162,9 +162,7 @@ def supported_prose_share(prediction: str, facts: RepoFacts, evidence: Evidence,
     """Share of the model-written sentences with at least SUPPORTED_WORD_SHARE of their content words (not stop
     words, not the project's name) found in the repository's text: key files and file names (never its README).
     None when the README has no model-written sentence with a content word."""
-    names = {part for name in (facts.name, repo.split("/")[-1], facts.package or "")
-             for part in re.split(r"[\s_.-]+", name.lower()) if part} | {
-        re.sub(r"[\s_.-]+", "", name.lower()) for name in (facts.name, repo.split("/")[-1])}
+    names = project_names(facts.name, repo.split("/")[-1], facts.package or "")
     judged, supported = 0, 0
     for sentence in model_sentences(prediction, facts):
         words = content_words(sentence, names)

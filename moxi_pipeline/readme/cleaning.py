@@ -77,7 +77,9 @@ def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
     if len(lines) <= keep or _FENCE.match(lines[-1]):
         return lines
     last = lines[-1].rstrip()
-    if last.endswith(_FINISHED):
+    cut_at_abbreviation = last.endswith(".") and (
+        _ABBREVIATION.search(last) or last.count("(") > last.count(")"))  # "* Supports file paths (e."
+    if last.endswith(_FINISHED) and not cut_at_abbreviation:
         return lines[:-1] if last.endswith(":") else lines
     cut = _last_sentence_end(last)
     if cut > 0 and not LIST_MARK.match(last):

@@ -11,7 +11,7 @@ from functools import cached_property
 
 from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.facts import ECOSYSTEM_NAMES, RepoFacts
-from moxi_pipeline.readme.words import stem
+from moxi_pipeline.readme.words import project_names, stem
 
 _URL = re.compile(r"(https?|ftp)://\S+|www\.\S+|\S+@\S+\.\w+")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
@@ -158,6 +158,11 @@ class Evidence:
         facts = self.facts
         names = (facts.language, ECOSYSTEM_NAMES.get(facts.ecosystem or ""), *facts.frameworks)
         return " ".join(filter(None, names)).lower()
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """The words of the project's own names (`words.project_names`): naming the project says nothing about it."""
+        return project_names(self.facts.name, self.facts.package or "")
 
     def is_command(self, text: str) -> bool:
         """Whether `text` reads as a shell command to judge: it opens with a tool of COMMAND_WORDS, or pipes

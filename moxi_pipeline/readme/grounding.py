@@ -173,7 +173,7 @@ def ground_readme(
     report = GroundingReport()
     if evidence.model_text:
         lines = text.split("\n")
-        drop = filler_items(text, evidence.mentions)
+        drop = filler_items(text, evidence.mentions, evidence.names)
         report.items += len(drop)
         report.removed += [lines[index].strip() for index in sorted(drop)]
         text = "\n".join(line for index, line in enumerate(lines) if index not in drop)
@@ -210,7 +210,7 @@ def _ground_once(text: str, evidence: Evidence, report: GroundingReport, anchors
         if grounded is not None:
             out.append(grounded)
         index += 1
-    return tidy("\n".join(out))
+    return tidy("\n".join(out), model_text=evidence.model_text)
 
 
 def _level(line: str) -> int:
@@ -235,10 +235,18 @@ def _drop_empty_fences(lines: list[str]) -> list[str]:
 _BARE_HEADING = re.compile(r"\s{0,3}#{1,6}\s*")
 
 
-def tidy(text: str) -> str:
+def _lead_in_item(line: str, following: str) -> bool:
+    """A list item ending in ':' with the next item of its list, or one above it, right under it: what it
+    introduced was removed ("1. Install the project:" over "2. Run the script ...")."""
+    return bool(_LIST_ITEM.match(line) and _LIST_ITEM.match(following)
+                and len(following) - len(following.lstrip()) <= len(line) - len(line.lstrip()))
+
+
+def tidy(text: str, model_text: bool = False) -> str:
     """What removals leave behind: a line ending in ':' that now introduces nothing, an empty list item,
     a heading with nothing under it or no words in it, an unclosed fence's opening line, runs of blank lines
-    (repeated until stable)."""
+    (repeated until stable). In what a model wrote (`model_text`), a list item ending in ':' over the next item
+    of its list introduces nothing too (`_lead_in_item`)."""
     lines = text.split("\n")
     unclosed = [start for start, end in markdown.fence_pairs(lines) if end is None]
     if unclosed:
@@ -251,7 +259,8 @@ def tidy(text: str) -> str:
             if index not in in_code and _BARE_HEADING.fullmatch(line):
                 continue  # "#" alone: a heading with no words (what is left when grounding took its text)
             following = next((l for l in lines[index + 1 :] if l.strip()), "")
-            introduces_nothing = line.rstrip().endswith(":") and not _BLOCK_START.match(following)
+            introduces_nothing = line.rstrip().endswith(":") and (
+                not _BLOCK_START.match(following) or (model_text and _lead_in_item(line, following)))
             empty_section = index > 0 and _level(line) < 7 and (not following or _level(following) <= _level(line))
             markup_only = _LIST_ITEM.match(line) and not re.search(r"[^\W_]", _LIST_ITEM.sub("", line))
             if not (introduces_nothing or empty_section or markup_only or re.fullmatch(r"\s*([-*+]|\d+[.)])\s*", line)):

@@ -9,7 +9,9 @@ what a model wrote (`Evidence.model_text`), the grounding pass drops:
   words (those after the opening the run shares) are none of them in the repository's text;
 - an item none of whose content words is in the repository's text: a feature list filled from what READMEs
   usually say ("Free to use", "Compatible with modern browsers") or from nowhere ("Username", "Password",
-  "Gender" for a GitHub action that draws statistics).
+  "Gender" for a GitHub action that draws statistics). The project's own names are no support: for Spam-Detector,
+  "Spam tagging" and "Spam cleanup" are judged by "tagging" and "cleanup", and an item that only names the
+  project ("Spam Detector", "httpie-2.x", "httpie+.py") says nothing and goes too.
 
 Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
 project's commands is no template), and an item with lines under it keeps them.
@@ -74,8 +76,9 @@ def _shared_opening(words: list[list[str]]) -> int:
     return size
 
 
-def filler_items(text: str, mentions) -> set[int]:
-    """Line indices of the items to drop; `mentions(word)` says whether the repository's text has a word."""
+def filler_items(text: str, mentions, names: frozenset[str] = frozenset()) -> set[int]:
+    """Line indices of the items to drop; `mentions(word)` says whether the repository's text has a word, `names`
+    are the words of the project's own names (`words.project_names`)."""
     drop: set[int] = set()
     for items in _lists(text):
         kept: list[tuple[int, str]] = []
@@ -92,14 +95,17 @@ def filler_items(text: str, mentions) -> set[int]:
         for index, indent, words in items:
             if len(words) >= 3 and index not in repeats:
                 runs[(indent, *words[:2])].append((index, words))
-            if (own := content_words(" ".join(words))) and not any(map(mentions, own)):
+            said = " ".join(words)
+            if (own := content_words(said, names)) and not any(map(mentions, own)):
+                drop.add(index)
+            elif not own and content_words(said):  # only the project's names
                 drop.add(index)
         for run in runs.values():
             if len(run) < TEMPLATE_MIN_ITEMS:
                 continue
             opening = _shared_opening([words for _, words in run])
             for index, words in run:
-                own = content_words(" ".join(words[opening:]))
+                own = content_words(" ".join(words[opening:]), names)
                 if own and not any(map(mentions, own)):
                     drop.add(index)
     return drop

@@ -40,6 +40,13 @@ def content_words(sentence: str, project_names: set[str] = frozenset()) -> list[
     return [w for w in words if len(w) > 2 and w not in STOP_WORDS and w not in project_names]
 
 
+def project_names(*names: str) -> frozenset[str]:
+    """The words a project's names are made of, and each name run together: "Spam-Detector" -> spam, detector,
+    spamdetector. Not content words: a sentence that only names the project says nothing about it."""
+    parts = [re.split(r"[\s_./-]+", name.lower()) for name in names if name]
+    return frozenset(part for split in parts for part in split if part) | {"".join(split) for split in parts}
+
+
 def stem(word: str) -> str:
     """A crude stem, enough for substring search: parses/parsing/parsed -> pars."""
     for suffix in ("ing", "es", "ed", "s"):

@@ -130,6 +130,9 @@ ABOUT = "# tiny\n\nA small project. "
         (ABOUT + "It runs anywhere. It supports newer versions (e.g. 3.0 and", ABOUT,
          "# tiny\n\nA small project. It runs anywhere."),
         (ABOUT + "It reads files, i.e. CSV and", ABOUT, "# tiny\n\nA small project."),
+        # ... even where the cut falls right after the abbreviation's dot (a list item so cut goes whole)
+        (USAGE + "- Reads archives\n- Supports file paths (e.", USAGE, "## Usage\n\n- Reads archives"),
+        (ABOUT + "It runs anywhere. It supports newer versions (e.", ABOUT, "# tiny\n\nA small project. It runs anywhere."),
         # a colon that now introduces nothing goes, and the heading left with nothing under it stays alone
         (USAGE + "Run `tiny`:", USAGE, "## Usage"),
         (USAGE, USAGE, "## Usage"),

@@ -134,7 +134,7 @@ def test_running_the_project_by_its_name_is_a_command_the_facts_must_give():
     # seen in generated Usage sections: "Run the command `zircon run`" for a library whose facts give no
     # command, and `spam_detector <path> -c x` inside a ```python3 fence
     facts = RepoFacts(name="Spam-Detector", commands=("fetch --help",))
-    evidence = Evidence.of(facts, ("spam_detector.py", "README.md"), ())
+    evidence = Evidence.of(facts, ("spam_detector.py", "classifier.py", "README.md"), ())
     text = ("## Usage\n\n- Run `spam-detector run` to start it.\n- Import `spam_detector` in your code.\n"
             "- Run `fetch --help`.\n- Spam-Detector is a classifier.\n\n"
             "```python3\nspam_detector <path> -c test.txt\nspam_detector.classify(text)\n```\n\n"
@@ -355,3 +355,18 @@ def test_a_tool_run_inside_a_fence_of_another_language_is_judged_as_a_command():
     out, report = ground_readme(text, EVIDENCE)
     assert out == "## Usage\n\n```python3\npip install requests\nimport fetcher\ngit = fetcher.Repo()\n```"
     assert report.removed == ["pip install -r reqs/data/numpy | python -m pip install keras"]
+
+
+def test_a_list_item_left_introducing_nothing_goes_from_model_text():
+    # the command under "Install the project:" is none the facts give; the item over the next one is left
+    # introducing nothing, and a reader deletes it. A real README's own list (a training answer) keeps it.
+    text = ("## Usage\n\n1. Install the project:\n\n   ```bash\n   npm install left-pad-extra\n   ```\n\n"
+            "2. Run `fetch --help` to see its options.\n")
+    out, report = ground_readme(text, EVIDENCE)
+    assert out == "## Usage\n\n2. Run `fetch --help` to see its options.\n"
+    assert report.commands == 1
+    real, _ = ground_readme(text, Evidence.of(FACTS, REPO.file_tree, REPO.key_files, model_text=False))
+    assert real == "## Usage\n\n1. Install the project:\n\n2. Run `fetch --help` to see its options.\n"
+    # an item ending in ':' with its own items nested under it introduces them
+    nested = "## Usage\n\n- Options:\n  - `--help` prints them\n- Run `fetch --help`.\n"
+    assert ground_readme(nested, EVIDENCE)[0] == nested

@@ -84,3 +84,20 @@ def test_the_names_the_facts_give_count_as_the_repositorys_words():
     evidence = Evidence.of(facts, TREE, ())
     text = "## Built With\n\n- Python\n- Click\n- Django\n"
     assert sorted(filler_items(text, evidence.mentions)) == [4]  # "- Django"
+
+
+def test_the_projects_own_names_are_no_support():
+    # for Spam-Detector "spam" and "detector" say nothing: each item is judged by its other words, and an item that
+    # only names the project goes
+    facts = RepoFacts(name="Spam-Detector", language="Python")
+    evidence = Evidence.of(facts, ("spam_detector.py", "data/emails.csv"), (KeyFile(
+        path="spam_detector.py", content='"""Classify emails with a decision tree."""\n'),))
+    text = ("## Features\n\n- Detect spam emails\n- Spam tagging\n- Spam cleanup\n- Spam Detector\n"
+            "- Spam-Detector 2.x\n- Decision tree classifier\n")
+    assert evidence.names == {"spam", "detector", "spamdetector"}
+    drop = filler_items(text, evidence.mentions, evidence.names)
+    assert sorted(drop) == [3, 4, 5, 6]
+    # without the names, every item has a word the repository has
+    assert filler_items(text, evidence.mentions) == set()
+    # the grounding pass passes them
+    assert ground_readme(text, evidence)[0] == "## Features\n\n- Detect spam emails\n- Decision tree classifier\n"
