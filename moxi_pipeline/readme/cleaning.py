@@ -167,15 +167,16 @@ def _close_before_reopening(lines: list[str]) -> list[str]:
 
 
 def _close_fence(lines: list[str]) -> list[str]:
-    """An unclosed code fence at the end is closed when it holds code, dropped when it is empty."""
+    """An unclosed code fence at the end is closed when it holds code, dropped when it is empty (blank lines
+    and bare `#`s, a heading begun inside it, are not code)."""
     open_at = next((start for start, end in markdown.fence_pairs(lines) if end is None), None)
     if open_at is None:
         return lines
-    body = [line for line in lines[open_at + 1 :] if line.strip()]
-    if not body:
-        return lines[:open_at]
-    while lines and not lines[-1].strip():
+    # a bare "##" at the end is the next heading the model began without closing the fence: no code
+    while len(lines) > open_at + 1 and re.fullmatch(r"\s*#*\s*", lines[-1]):
         lines = lines[:-1]
+    if len(lines) == open_at + 1:
+        return lines[:open_at]
     # at the opener's indentation: a fence opened inside a list item ("    ```js") closes there; a closer at
     # column 0 would end the item and open a new block that swallows the rest of the README
     opener = lines[open_at]

@@ -299,3 +299,14 @@ def test_a_sentence_written_inside_a_shell_fence_is_moved_out_as_a_paragraph():
 ])
 def test_a_line_that_says_again_what_the_section_said_goes(prefix, written, kept):
     assert clean_section(prefix + written, prefix, cut_by_budget=False) == kept
+
+
+def test_a_bare_heading_mark_ending_an_unclosed_block_is_no_code():
+    # generation stopped at "\n#" of the next heading the model began inside its code block (seen: a Go Usage
+    # block ending "}" then "##"): the block closes after its code; a block of nothing else goes
+    assert clean_section(USAGE + "```go\nfunc main() {}\n##", USAGE, cut_by_budget=False) == \
+        "## Usage\n\n```go\nfunc main() {}\n```"
+    assert clean_section(USAGE + "Run it:\n\n```go\n##\n", USAGE, cut_by_budget=False) == "## Usage\n\nRun it:"
+    # a "#" comment with words is code
+    assert clean_section(USAGE + "```bash\n# build it", USAGE, cut_by_budget=False) == \
+        "## Usage\n\n```bash\n# build it\n```"
