@@ -30,7 +30,7 @@ from moxi_pipeline.training.backends import fused_head_on_labelled_positions
 from moxi_pipeline.training.checkpoints import RUN_FINGERPRINT, PublishedCheckpoints
 from moxi_pipeline.training.config import CONFIGS_DIR, describe_errors
 from moxi_pipeline.readme.decoding import DecodingConfig
-from moxi_pipeline.training.preferences import PreferenceConfig, PreferencePair
+from moxi_pipeline.training.preferences import PAIR_REPETITION_PENALTY, PreferenceConfig, PreferencePair
 from moxi_pipeline.training.train import (
     checkpoint_dir_for,
     checkpoint_step,
@@ -64,7 +64,8 @@ class DpoConfig(BaseModel):
     def preference_config(self) -> PreferenceConfig:
         """How `preference_pairs` samples the adapter's answers and which pairs it keeps, from this profile."""
         return PreferenceConfig(self.max_rouge_l, self.max_pairs, decoding=DecodingConfig(
-            max_new_tokens=self.pair_max_new_tokens, temperature=self.pair_temperature, top_p=0.9, batch_size=4))
+            max_new_tokens=self.pair_max_new_tokens, temperature=self.pair_temperature, top_p=0.9, batch_size=4,
+            repetition_penalty=PAIR_REPETITION_PENALTY))
 
 
 def default_dpo_profile(train_profile: str) -> str:

@@ -32,6 +32,9 @@ SKIP_EMPTY = "rejected answer is empty (nothing past its heading)"
 SKIP_CLOSE = "rejected too close to chosen (ROUGE-L >= max_rouge_l)"
 SKIP_NO_CHOSEN = "no chosen answer"
 ANSWER_FORMAT = 2  # progress rows of another format (1: answers not opened with the heading) are generated again
+# the repetition penalty every measured DPO adapter's rejected answers were sampled with (generation's default was
+# 1.15 then; it is 1.0 now), kept so the DPO recipe stays the one measured
+PAIR_REPETITION_PENALTY = 1.15
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ class PreferenceConfig:
     max_rouge_l: float = 0.5  # keep a pair only when the answers differ: ROUGE-L F1 under this
     max_pairs: int | None = None  # at most this many train prompts (None: all)
     max_skipped_share: float = 0.9  # fail when more of the prompts than this give no pair
-    # sampled, as the model answers in use would vary; short, as DPO on CPU trains on a few hundred tokens
+    # sampled, as the model answers in use would vary; short, as DPO on CPU trains on a few hundred tokens; the
+    # repetition penalty the measured DPO adapters' rejected answers were sampled with (PAIR_REPETITION_PENALTY)
     decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(
-        max_new_tokens=160, temperature=0.7, top_p=0.9, batch_size=4, stop_at_heading=True))
+        max_new_tokens=160, temperature=0.7, top_p=0.9, batch_size=4, stop_at_heading=True,
+        repetition_penalty=PAIR_REPETITION_PENALTY))
 
     def __post_init__(self) -> None:
         if not 0 < self.max_rouge_l <= 1:

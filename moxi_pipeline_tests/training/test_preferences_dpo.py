@@ -8,6 +8,7 @@ from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.records import SampleInput, SftSample
 from moxi_pipeline.training.preferences import (
     ANSWER_FORMAT,
+    PAIR_REPETITION_PENALTY,
     SKIP_CLOSE,
     SKIP_EMPTY,
     PreferenceConfig,
@@ -198,6 +199,18 @@ def test_the_dpo_profile_follows_the_train_profile_where_one_exists(train_profil
     from moxi_pipeline.training.dpo import load_dpo_config
 
     load_dpo_config(dpo_profile)  # every profile file loads and validates
+
+
+@pytest.mark.parametrize("profile", ["demo", "cpu", "gpu-3b"])
+def test_rejected_answers_keep_the_repetition_penalty_they_were_measured_with(profile):
+    # generation's default changed (1.15 -> 1.0, README writing); the pairs every DPO adapter was measured on were
+    # sampled at 1.15, and every way to build pairs keeps that, so the DPO recipe stays the one measured
+    from moxi_pipeline.training.dpo import load_dpo_config
+
+    assert DecodingConfig().repetition_penalty == 1.0
+    assert PAIR_REPETITION_PENALTY == 1.15
+    assert PreferenceConfig().decoding.repetition_penalty == PAIR_REPETITION_PENALTY
+    assert load_dpo_config(profile).preference_config().decoding.repetition_penalty == PAIR_REPETITION_PENALTY
 
 
 def test_a_bad_dpo_profile_setting_names_the_variable():
