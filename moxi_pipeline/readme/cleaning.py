@@ -48,6 +48,7 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = [_STRAY_FENCE.sub("", line) for line in lines if not _INLINE_FENCE.match(line)]
     lines = _cut_at_echo([""] + lines)[1:]
     lines = _drop_gibberish(lines)
+    lines = _drop_word_loops(lines)
     lines = _drop_setext_titles(lines)
     lines = _cut_at_loop(lines)
     lines = _drop_repeated_lines(lines, prefix)
@@ -123,6 +124,26 @@ def _mixed_symbol_run(line: str) -> bool:
         return False
     alone = not line.strip().replace(match.group(1), "").strip()
     return not alone or (match.group(1) not in "-=_" and len(line.strip()) >= 20)
+
+
+_WORD_LOOP = re.compile(r"\b(\w{2,})(?:[\s,;]+\1\b){2,}", re.IGNORECASE)  # "lightweight, lightweight, lightweight"
+
+
+def _drop_word_loops(lines: list[str]) -> list[str]:
+    """A sentence that says one word three times running is decoding collapse ("The Stronghold is a lightweight,
+    lightweight, lightweight, ..."; "React Native Native Native"): it goes, and a line left with nothing goes.
+    Code is left alone."""
+    out = []
+    for index, line in enumerate(lines):
+        if not _WORD_LOOP.search(line) or _FENCE.match(line) or _inside_fence(lines[:index]):
+            out.append(line)
+            continue
+        mark = LIST_MARK.match(line)
+        head, body = (line[: mark.end()], line[mark.end():]) if mark else ("", line)
+        kept = [sentence for sentence in re.split(r"(?<=[.!?])\s+", body) if not _WORD_LOOP.search(sentence)]
+        if kept:
+            out.append(head + " ".join(kept))
+    return out
 
 
 def _cut_at_loop(lines: list[str]) -> list[str]:

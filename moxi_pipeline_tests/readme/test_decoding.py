@@ -310,3 +310,15 @@ def test_a_bare_heading_mark_ending_an_unclosed_block_is_no_code():
     # a "#" comment with words is code
     assert clean_section(USAGE + "```bash\n# build it", USAGE, cut_by_budget=False) == \
         "## Usage\n\n```bash\n# build it\n```"
+
+
+def test_a_sentence_saying_one_word_three_times_running_goes():
+    # seen without the repetition penalty: "lightweight, lightweight, lightweight, ..." and "React Native Native
+    # Native"; the rest of the line stays, a line left with nothing goes, and code keeps its lines
+    prefix = "# stronghold\n\nHarden macOS. "
+    written = ("It is a small tool. The Stronghold is a lightweight, lightweight, lightweight tool.\n\n"
+               "Stronghold is lightweight, lightweight, lightweight\n\n"
+               "- Node.js\n- React Native Native Native\n- very fast, fast enough\n\n"
+               "```bash\necho go go go\n```")
+    assert clean_section(prefix + written, prefix, cut_by_budget=False) == (
+        prefix + "It is a small tool.\n\n\n- Node.js\n- very fast, fast enough\n\n```bash\necho go go go\n```")
