@@ -100,7 +100,8 @@ def main() -> None:
         cells = [f"{sum(v) / len(v):.2f}" if v else "-" for v in (means[name] for name in METRICS[1:])]
         print(f"| x{scale:g} | {rouge:.3f} [{low:.3f}, {high:.3f}] | " + " | ".join(cells) + " |")
     scale, rouge, low, high = first
-    print(f"\nThe real README's own sections at x{scale:g} the section budgets: ROUGE-L {rouge:.3f} [{low:.3f}, {high:.3f}]")
+    print(f"\nThe real README's own sections at x{scale:g} the section budgets: "
+          f"ROUGE-L {rouge:.3f} [{low:.3f}, {high:.3f}]")
 
 
 if __name__ == "__main__":
