@@ -162,7 +162,7 @@ def supported_prose_share(prediction: str, facts: RepoFacts, evidence: Evidence,
     """Share of the model-written sentences with at least SUPPORTED_WORD_SHARE of their content words (not stop
     words, not the project's name) found in the repository's text: key files and file names (never its README).
     None when the README has no model-written sentence with a content word."""
-    names = project_names(facts.name, repo.split("/")[-1], facts.package or "")
+    names = evidence.names | project_names(repo.split("/")[-1])
     judged, supported = 0, 0
     for sentence in model_sentences(prediction, facts):
         words = content_words(sentence, names)

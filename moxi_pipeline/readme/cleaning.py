@@ -78,9 +78,7 @@ def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
     if len(lines) <= keep or _FENCE.match(lines[-1]):
         return lines
     last = lines[-1].rstrip()
-    cut_at_abbreviation = last.endswith(".") and (
-        _ABBREVIATION.search(last) or last.count("(") > last.count(")"))  # "* Supports file paths (e."
-    if last.endswith(_FINISHED) and not cut_at_abbreviation:
+    if last.endswith(_FINISHED) and not (last.endswith(".") and _ends_no_sentence(last)):  # "... paths (e."
         return lines[:-1] if last.endswith(":") else lines
     cut = _last_sentence_end(last)
     if cut > 0 and not LIST_MARK.match(last):
@@ -93,10 +91,14 @@ def _last_sentence_end(line: str) -> int:
     abbreviation ("e.g. ", "i.e. ", "vs. "), or inside a parenthesis still open, ends no sentence ("newer
     versions of PlexRipper (e.g. 3.0 and" is not cut to "... (e.g.")."""
     for match in reversed(list(re.finditer(r"[.!?](?= )", line))):
-        before = line[: match.start() + 1]
-        if not _ABBREVIATION.search(before) and before.count("(") <= before.count(")"):
+        if not _ends_no_sentence(line[: match.start() + 1]):
             return match.start()
     return -1
+
+
+def _ends_no_sentence(text: str) -> bool:
+    """`text` ends with a mark after an abbreviation ("e.g.", "(e.") or inside a parenthesis still open."""
+    return bool(_ABBREVIATION.search(text)) or text.count("(") > text.count(")")
 
 
 def _inside_fence(lines: list[str]) -> bool:
