@@ -20,14 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--model", help="a merged model folder or a .gguf file (from `moxi export`), instead of --adapter")
     gen.add_argument("--out", help="write here instead of printing")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    gen.add_argument("--mbr", type=int, default=0, metavar="N",
-                     help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
     gen.add_argument("--complete", action="store_true",
                      help="keep the repository's own README and add only the sections it lacks")
-    gen.add_argument("--length-scale", type=float, default=1.0, metavar="X",
-                     help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
-    gen.add_argument("--min-section-share", type=float, default=0.0, metavar="S",
-                     help="a model-written section may not end before this share (0-1) of its budget (default 0)")
+    _decoding_flags(gen)
     ev = commands.add_parser("evaluate", help="score READMEs written for a records file against the real ones")
     ev.add_argument("--records", required=True, help="a .jsonl/.json file in the collection schema")
     ev.add_argument("--adapter", default="latest", help="'latest', an adapter folder, s3://bucket/key, or 'none'")
@@ -37,14 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=None, help="evaluate on at most N repositories")
     ev.add_argument("--out", required=True, help="output folder: generations.jsonl, metrics.json, report.md")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ev.add_argument("--mbr", type=int, default=0, metavar="N",
-                    help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
     ev.add_argument("--complete", action="store_true",
                     help="completion mode: remove one section from each real README and score how Moxi restores it")
-    ev.add_argument("--length-scale", type=float, default=1.0, metavar="X",
-                    help="each model-written section's token budget times X (default 1: About 96, Features and Usage 128)")
-    ev.add_argument("--min-section-share", type=float, default=0.0, metavar="S",
-                    help="a model-written section may not end before this share (0-1) of its budget (default 0)")
+    _decoding_flags(ev)
     cmp = commands.add_parser("compare", help="one table and plot of every evaluated run")
     cmp.add_argument("runs", nargs="*", help="`moxi evaluate` output folders (default: every run under data/eval/runs)")
     cmp.add_argument("--out", default=None, help="where comparison.md goes (default: data/eval)")
@@ -134,6 +124,20 @@ def migrate(args) -> int:
     return 0
 
 
+def _decoding_flags(parser) -> None:
+    """`generate`'s and `evaluate`'s decoding flags (`_decoding` reads them)."""
+    parser.add_argument("--mbr", type=int, default=0, metavar="N",
+                        help="minimum-Bayes-risk decoding: sample N drafts per section, keep the consensus (0: greedy)")
+    parser.add_argument("--length-scale", type=float, default=1.0, metavar="X",
+                        help="each model-written section's token budget times X "
+                             "(default 1: About 96, Features and Usage 128)")
+    parser.add_argument("--min-section-share", type=float, default=0.0, metavar="S",
+                        help="a model-written section may not end before this share (0-1) of its budget (default 0)")
+    parser.add_argument("--context-contrast", type=float, default=0.0, metavar="A",
+                        help="context-aware decoding: weigh the repository's context by A against the project's name "
+                             "alone (0: off; about 2x the generation time)")
+
+
 def _decoding(args):
     """`generate`/`evaluate`'s decoding settings: MBR drafts, the section length scale and minimum; a bad one is named."""
     from moxi_pipeline.readme.decoding import DecodingConfig
@@ -145,8 +149,10 @@ def _decoding(args):
     if not 0 <= args.min_section_share <= 1:
         raise ValueError(f"--min-section-share {args.min_section_share}: must be from 0 (the model ends a section "
                          "where it likes) to 1 (a section runs its whole budget)")
+    if args.context_contrast < 0:
+        raise ValueError(f"--context-contrast {args.context_contrast}: must be 0 (off) or more")
     return DecodingConfig(mbr_candidates=args.mbr, section_tokens_scale=args.length_scale,
-                          min_section_share=args.min_section_share)
+                          min_section_share=args.min_section_share, context_contrast=args.context_contrast)
 
 
 def _writer(adapter: str, settings, model: str | None = None):

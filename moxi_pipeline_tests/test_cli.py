@@ -287,6 +287,7 @@ def test_export_an_unknown_gguf_type_is_named(tmp_path, data_dir, tiny_model_dir
     (["--mbr", "-2"], "--mbr -2: the number of drafts per section must be 0 (greedy) or more"),
     (["--min-section-share", "1.2"], "--min-section-share 1.2: must be from 0 (the model ends a section where it "
                                      "likes) to 1 (a section runs its whole budget)"),
+    (["--context-contrast", "-0.5"], "--context-contrast -0.5: must be 0 (off) or more"),
 ])
 def test_a_bad_decoding_option_is_named_before_anything_loads(tmp_path, data_dir, capsys, command, option, message):
     target = [str(_repo(tmp_path))] if command == "generate" else ["--records", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.words import LIST_MARK, plain_words
+from moxi_pipeline.readme.words import LIST_MARK, content_words, plain_words, stem
 
 # A line seen this many times already is a loop: greedy decoding never leaves one once it is in it.
 MAX_LINE_REPEATS = 2
@@ -22,7 +22,8 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}(\s|$)")
 _INLINE_FENCE = re.compile(r"^\s*`{3}[^`]*`{3}\s*$")  # "```cpp```": a fence opened and closed on one line
 _STRAY_FENCE = re.compile(r"(?<=\S)\s*`{3,}\s*$")  # "pip install x```": a fence glued to text
 _FINISHED = (".", "!", "?", ":", ")", "`", "*", "|")
-_SETEXT_TITLE = re.compile(r"^ {0,3}=+\s*$")
+# "=====" under text makes it a title, "-----" a second-level heading, or alone a rule: none is what a section says
+_SETEXT_TITLE = re.compile(r"^ {0,3}(=+|-{3,})\s*$")
 _ABBREVIATION = re.compile(r"(?:^|[\s(])(?:e\.g|i\.e|vs|cf|[A-Za-z])\.$")  # "e.g.", "i.e.", "(e." before a cut
 # 40+ letters with no space, digit or slash: no English word or identifier; it is what greedy decoding
 # under a repetition penalty emits once it runs out of allowed tokens ("npmjimiemlitekomit...").
@@ -52,10 +53,13 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
     lines = _drop_setext_titles(lines)
     lines = _cut_at_loop(lines)
     lines = _drop_repeated_lines(lines, prefix)
+    lines = _drop_restated_sentences(lines, prefix)
     lines = _close_before_reopening(lines)
     if cut_by_budget and lines and lines[-1].strip() and _inside_fence(lines) and not _FENCE.match(lines[-1]):
         lines = lines[:-1]  # cut by the budget inside a code block: its last line ("const [counter") is unfinished
     lines = _close_fence(lines)
+    lines = _tidy_fence_infos(lines)
+    lines = _balance_bold(lines)
     lines = _prose_out_of_shell_fences(lines)
     if cut_by_budget:
         lines = _trim_unfinished(lines, 0)
@@ -65,7 +69,8 @@ def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
 
 def _drop_setext_titles(lines: list[str]) -> list[str]:
     """A line of `=` under a line of text makes that text a second title (About's "ReDoc." over "======"): the
-    README has one, the forced heading. The `=` line goes and the text stays a paragraph; code keeps its lines."""
+    README has one, the forced heading. A line of `-` makes it a heading over nothing, or draws a rule inside a
+    section. Those lines go and the text stays a paragraph; code keeps its lines."""
     return [line for index, line in enumerate(lines)
             if not (_SETEXT_TITLE.match(line) and not _inside_fence(lines[:index]))]
 
@@ -161,6 +166,54 @@ def _cut_at_loop(lines: list[str]) -> list[str]:
     return lines
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _drop_restated_sentences(lines: list[str], prefix: str) -> list[str]:
+    """A prose sentence whose content words all stand in one sentence before it, the forced prefix's included
+    ("It is designed to be fast." ... "It is not designed to be fast."), says nothing new and goes. A paragraph
+    that lost one is written on one line (its sentences ran across lines); one left empty goes. List items,
+    code and sentences that introduce something (ending ':') are left alone."""
+    seen = [_sentence_words(sentence) for line in prefix.split("\n") if not _HEADING.match(line)
+            for sentence in _SENTENCE_END.split(line.strip())]
+    code = {i for start, end in markdown.fence_pairs(lines)
+            for i in range(start, len(lines) if end is None else end + 1)}
+    out: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        kept, dropped = [], False
+        for sentence in _SENTENCE_END.split(" ".join(line.strip() for line in paragraph)):
+            words = _sentence_words(sentence)
+            if words and not sentence.rstrip().endswith(":") and any(words <= earlier for earlier in seen):
+                dropped = True
+                continue
+            seen.append(words)
+            kept.append(sentence)
+        if not dropped:
+            out.extend(paragraph)
+        elif kept:
+            out.append(paragraph[0][: len(paragraph[0]) - len(paragraph[0].lstrip())] + " ".join(kept))
+        paragraph.clear()
+
+    for index, line in enumerate(lines):
+        prose = index not in code and line.strip() and not LIST_MARK.match(line) and not (
+            line.lstrip().startswith(("#", "|", "<", ">", "```", "~~~")))
+        if prose:
+            paragraph.append(line)
+            continue
+        if paragraph:
+            flush()
+        out.append(line)
+    if paragraph:
+        flush()
+    return out
+
+
+def _sentence_words(sentence: str) -> frozenset[str]:
+    return frozenset(map(stem, content_words(sentence)))
+
+
 def _close_before_reopening(lines: list[str]) -> list[str]:
     """A fence with a language ("```jsx") while a block is open: the model meant to close the block and open
     another (to CommonMark the line is code, and the block runs on past it, swallowing the prose between). The
@@ -234,6 +287,35 @@ def _reads_as_prose(line: str) -> bool:
     if len(words) < 6 or line.lstrip().startswith("#") or _SHELL_SIGNS.search(line):
         return False
     return sum(bool(_WORD.match(word)) for word in words) >= 0.8 * len(words)
+
+
+# an opening fence's language with a stray tail: "```bash#", "```python:"; a one-letter name keeps its "#" (C#, F#)
+_INFO_TAIL = re.compile(r"^(\s*(?:`{3,}|~{3,})\s*)([A-Za-z][\w+.-]*?[A-Za-z0-9+]|[A-Za-z])([^\w\s+]+)\s*$")
+
+
+def _tidy_fence_infos(lines: list[str]) -> list[str]:
+    """An opening fence's language loses a stray tail ("```bash#" -> "```bash"), so it is highlighted and read
+    as the shell it is."""
+    out = list(lines)
+    for start, _ in markdown.fence_pairs(lines):
+        found = _INFO_TAIL.match(lines[start])
+        if found and not (len(found.group(2)) == 1 and found.group(3) == "#"):
+            out[start] = found.group(1) + found.group(2)
+    return out
+
+
+def _balance_bold(lines: list[str]) -> list[str]:
+    """A line of text outside code with an odd number of `**` ("1. **Zircon is a cross-platform ...", cut before
+    it closed) shows the stars: the last one goes. A line of stars alone is a rule."""
+    code = {i for start, end in markdown.fence_pairs(lines)
+            for i in range(start, len(lines) if end is None else end + 1)}
+    out = []
+    for index, line in enumerate(lines):
+        if index not in code and "`" not in line and line.count("**") % 2 and re.search(r"[^\W_]", line):
+            at = line.rindex("**")
+            line = (line[:at] + line[at + 2 :]).rstrip()
+        out.append(line)
+    return out
 
 
 def _prose_out_of_shell_fences(lines: list[str]) -> list[str]:

@@ -20,9 +20,8 @@ from moxi_pipeline.readme import markdown
 from moxi_pipeline.readme.compose import (
     SectionProgress,
     SectionJob,
-    section_prompt_ids,
     run_section_jobs,
-    section_messages,
+    section_job,
 )
 from moxi_pipeline.readme.decoding import DecodingConfig
 from moxi_pipeline.readme.facts import repo_facts
@@ -78,8 +77,7 @@ def _usage_jobs(tokenizer, repos, all_facts, wanted) -> list[SectionJob]:
     for index, (repo, facts) in enumerate(zip(repos, all_facts)):
         if any(plan.key == "usage" for plan in wanted[index]):
             prefix = section_prefix("usage", facts, "")
-            jobs.append(SectionJob(repo.repo, index, "usage", prefix,
-                             section_prompt_ids(tokenizer, section_messages("usage", repo, facts), prefix)))
+            jobs.append(section_job(tokenizer, repo, index, facts, "usage", prefix))
     return jobs
 
 

@@ -26,6 +26,7 @@ from moxi_pipeline.readme.outline import about_opening, join_sections, plan_outl
 from moxi_pipeline.readme.prompts import (
     MODEL_SECTIONS,
     build_messages,
+    plain_messages,
     section_instruction,
     section_prefix,
 )
@@ -82,6 +83,14 @@ class SectionJob:
     section: str
     prefix: str
     prompt_ids: list[int]
+    plain_ids: list[int]  # the same request without the repository's context (context-aware decoding)
+
+
+def section_job(tokenizer, repo, index: int, facts: RepoFacts, section: str, prefix: str) -> SectionJob:
+    """One section's job: its prompt, and the same request without the repository's context."""
+    plain = plain_messages(section_instruction(section, facts.name), facts.name, repo.project_type)
+    prompt = section_prompt_ids(tokenizer, section_messages(section, repo, facts), prefix)
+    return SectionJob(repo.repo, index, section, prefix, prompt, section_prompt_ids(tokenizer, plain, prefix))
 
 
 def section_jobs(tokenizer, repos, all_facts, with_features: bool) -> list[SectionJob]:
@@ -92,7 +101,7 @@ def section_jobs(tokenizer, repos, all_facts, with_features: bool) -> list[Secti
                 continue
             opening = about_opening(facts, repo.project_type) if plan.key == "about" else ""
             prefix = section_prefix(plan.key, facts, opening)
-            jobs.append(SectionJob(repo.repo, index, plan.key, prefix, section_prompt_ids(tokenizer, section_messages(plan.key, repo, facts), prefix)))
+            jobs.append(section_job(tokenizer, repo, index, facts, plan.key, prefix))
     return jobs
 
 
@@ -121,13 +130,14 @@ def run_section_jobs(model, tokenizer, jobs: list[SectionJob], decoding: Decodin
 def _drafts(model, tokenizer, batch: list[SectionJob], decoding: DecodingConfig) -> list[list[list[int]]]:
     """Per job, its drafts' new ids: one decode, or `mbr_candidates` sampled drafts generated in one batch."""
     prompts = [job.prompt_ids for job in batch]
+    plain = [job.plain_ids for job in batch]
     n = decoding.mbr_candidates
     minimum = [section_minimum(job.section, decoding) for job in batch]
     if n <= 1:
-        return [[ids] for ids in generate_ids(model, tokenizer, prompts, decoding, minimum)]
+        return [[ids] for ids in generate_ids(model, tokenizer, prompts, decoding, minimum, plain)]
     sampling = replace(decoding, temperature=decoding.mbr_temperature, top_p=0.95)
     rows = generate_ids(model, tokenizer, [ids for ids in prompts for _ in range(n)], sampling,
-                        [m for m in minimum for _ in range(n)])
+                        [m for m in minimum for _ in range(n)], [ids for ids in plain for _ in range(n)])
     return [rows[i * n : (i + 1) * n] for i in range(len(batch))]
 
 

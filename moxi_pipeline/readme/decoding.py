@@ -41,6 +41,10 @@ class DecodingConfig:
     # a section may not end (end of turn, or a new heading) before this share of its budget: the fine-tuned
     # models stop after two Features items whatever the budget; 0 lets the model end where it likes
     min_section_share: float = 0.0
+    # context-aware decoding (Shi et al. 2023, "Trusting Your Evidence"): each next-token log-probability is
+    # (1 + a) * log p(token | facts, key files, tree) - a * log p(token | the project's name alone), which favours what
+    # the repository's own text makes likely over what any project's README would say; 0 turns it off
+    context_contrast: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -55,6 +59,7 @@ class DecodingConfig:
             "mbr_temperature": self.mbr_temperature > 0,
             "section_tokens_scale": self.section_tokens_scale > 0,
             "min_section_share": 0 <= self.min_section_share <= 1,
+            "context_contrast": self.context_contrast >= 0,
         }
         for field, ok in checks.items():
             if not ok:
@@ -84,15 +89,24 @@ def stop_token_ids(tokenizer) -> list[int]:
 
 
 def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingConfig,
-                 min_new_tokens: list[int] | None = None) -> list[list[int]]:
+                 min_new_tokens: list[int] | None = None,
+                 plain_prompts: list[list[int]] | None = None) -> list[list[int]]:
     """New token ids per prompt; prompts are left-padded into one batch (the caller sizes it).
-    `min_new_tokens`: per prompt, how many new tokens come before it may end (no end of turn, no new heading)."""
+    `min_new_tokens`: per prompt, how many new tokens come before it may end (no end of turn, no new heading).
+    `plain_prompts`: per prompt, the same request without the repository's context, which `context_contrast` needs."""
     import torch
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    width = max(len(ids) for ids in prompts)
-    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompts])
-    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
+    input_ids, attention_mask = _left_pad(prompts, pad_id)
+    width = input_ids.shape[1]
+    processors = [AnswerGuards(input_ids, attention_mask, decoding)]
+    if decoding.context_contrast > 0:
+        if plain_prompts is None or len(plain_prompts) != len(prompts):
+            raise ValueError("DecodingConfig.context_contrast needs one plain prompt per prompt (plain_prompts)")
+        plain_ids, plain_mask = _left_pad(plain_prompts, pad_id)
+        processors.insert(0, ContextContrast(model, plain_ids, plain_mask, width, decoding.context_contrast))
+    if any(min_new_tokens or ()):
+        processors.append(MinimumLength(tokenizer, width, min_new_tokens))
     if decoding.temperature > 0:
         torch.manual_seed(decoding.seed)
     with torch.no_grad():
@@ -102,8 +116,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], decoding: DecodingC
             eos_token_id=stop_token_ids(tokenizer),
             pad_token_id=pad_id,
             **({"stop_strings": ["\n#"], "tokenizer": tokenizer} if decoding.stop_at_heading else {}),
-            logits_processor=[AnswerGuards(input_ids, attention_mask, decoding),
-                              *([MinimumLength(tokenizer, input_ids.shape[1], min_new_tokens)] if any(min_new_tokens or ()) else [])],
+            logits_processor=processors,
             **decoding.generate_kwargs(),
         )
     return [_strip_padding(row[width:].tolist(), pad_id) for row in out]
@@ -147,6 +160,38 @@ class AnswerGuards:
         return scores
 
 
+class ContextContrast:
+    """Context-aware decoding: `(1 + alpha) * log p(. | prompt) - alpha * log p(. | plain prompt)` per row.
+
+    The plain prompts (the request with the project's name but no facts, key files or tree) run through the same
+    model beside generation, with their own KV cache, and are fed each token generation picks. Tokens the guards
+    or the minimum length set to -inf stay there: they run after this."""
+
+    def __init__(self, model, plain_ids, plain_mask, start: int, alpha: float):
+        self.model, self.alpha, self.start = model, alpha, start
+        self.ids, self.mask = plain_ids.to(model.device), plain_mask.to(model.device)
+        self.cache = None
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        new = input_ids[:, self.start :]
+        if self.cache is None:  # the plain prompt, and whatever was generated before the first call (nothing)
+            ids = torch.cat([self.ids, new], dim=1)
+            self.mask = torch.cat([self.mask, torch.ones_like(new)], dim=1)
+        else:
+            ids = new[:, -1:]
+            self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        with torch.no_grad():
+            out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache,
+                             use_cache=True, logits_to_keep=1)
+        self.cache = out.cache
+        plain = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        given = torch.log_softmax(scores.float(), dim=-1)
+        return (given + self.alpha * (given - plain)).to(scores.dtype)
+
+
 class MinimumLength:
     """Per row, no end of turn and no new heading (`\n#`, which stops a section) before its minimum of new tokens.
 
@@ -182,6 +227,15 @@ def _heading_tokens(tokenizer) -> tuple[list[int], list[int], set[int]]:
                                       [i for i, t in enumerate(texts) if t.lstrip(" ").startswith("#")],
                                       {i for i, t in enumerate(texts) if t.endswith("\n")})
     return _HEADING_TOKENS[tokenizer]
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int):
+    """(input_ids, attention_mask) of prompts left-padded to the longest."""
+    import torch
+
+    width = max(len(ids) for ids in prompts)
+    return (torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompts]),
+            torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts]))
 
 
 def _continuations(ids: list[int], n: int) -> dict[tuple[int, ...], set[int]]:

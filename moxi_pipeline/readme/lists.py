@@ -4,7 +4,8 @@ A small model short of things to say fills a list by changing one word of the it
 with attachments", "Detect spam mailings with attachments"), or runs a template down the list ("Support for
 MySQL", "Support for PostgreSQL", ..., "Support for Joomla"; "Tested on Android.", "Tested on iOS.", ...). In
 what a model wrote (`Evidence.model_text`), the grounding pass drops:
-- an item that nearly repeats an earlier item of its list (`difflib` ratio of their words >= NEAR_DUPLICATE);
+- an item that nearly repeats an earlier item of its list (`difflib` ratio of their words >= NEAR_DUPLICATE), or
+  names the same feature in bold ("2. **DOM**: a 4kb framework", "3. **DOM**: the root of a web page");
 - in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
   words (those after the opening the run shares) are none of them in the repository's text;
 - an item none of whose content words is in the repository's text: a feature list filled from what READMEs
@@ -29,6 +30,7 @@ from moxi_pipeline.readme.words import content_words, plain_words
 NEAR_DUPLICATE = 0.9  # "Service registration with customisation" / "Service Registration with Customization": 0.98
 TEMPLATE_MIN_ITEMS = 3  # items opening with the same two words before their own words are judged
 _ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
+_LABEL = re.compile(r"^\*\*(.+?)\*\*")  # an item's bold name: "**DOM**: ..."
 
 
 def _indent(line: str) -> int:
@@ -49,8 +51,9 @@ def _one_line(lines: list[str], index: int) -> bool:
     return _indent(lines[following]) <= indent
 
 
-def _lists(text: str) -> list[list[tuple[int, int, list[str]]]]:
-    """The README's lists outside code: (line index, indentation, words) of each one-line prose item."""
+def _lists(text: str) -> list[list[tuple[int, int, list[str], str]]]:
+    """The README's lists outside code: (line index, indentation, words, bold name's words) of each one-line
+    prose item."""
     lines = text.split("\n")
     code = {i for block in markdown.code_blocks(text) for i in range(block.start, block.end)}
     found, current = [], []
@@ -59,7 +62,9 @@ def _lists(text: str) -> list[list[tuple[int, int, list[str]]]]:
         if match:
             body = match.group(3)
             if "`" not in body and "](" not in body and "://" not in body and _one_line(lines, index):
-                current.append((index, len(match.group(1)), plain_words(body).split()))
+                label = _LABEL.match(body)
+                current.append((index, len(match.group(1)), plain_words(body).split(),
+                                plain_words(label.group(1)) if label else ""))
         elif index in code or line.lstrip().startswith("#") or (line.strip() and not line[:1].isspace()):
             if current:
                 found.append(current)
@@ -82,17 +87,19 @@ def filler_items(text: str, mentions, names: frozenset[str] = frozenset()) -> se
     drop: set[int] = set()
     for items in _lists(text):
         kept: list[tuple[int, str]] = []
-        for index, indent, words in items:
+        labels: set[tuple[int, str]] = set()
+        for index, indent, words, label in items:
             said = " ".join(words)
-            if len(words) >= 2 and any(indent == other_indent and
-                                       difflib.SequenceMatcher(None, said, other).ratio() >= NEAR_DUPLICATE
-                                       for other_indent, other in kept):
+            if (label and (indent, label) in labels) or len(words) >= 2 and any(
+                    indent == other_indent and difflib.SequenceMatcher(None, said, other).ratio() >= NEAR_DUPLICATE
+                    for other_indent, other in kept):
                 drop.add(index)
             else:
                 kept.append((indent, said))
+                labels.add((indent, label))
         runs: dict[tuple, list[tuple[int, list[str]]]] = defaultdict(list)
         repeats = set(drop)
-        for index, indent, words in items:
+        for index, indent, words, _ in items:
             if len(words) >= 3 and index not in repeats:
                 runs[(indent, *words[:2])].append((index, words))
             said = " ".join(words)

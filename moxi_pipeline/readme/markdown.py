@@ -209,7 +209,8 @@ def layout(text: str) -> str:
         if index in code:
             if index in ends:
                 blank_before()
-                following = next((l for l in lines[ends[index] + 1 :] if l.strip()), "")
+                # the next line at the margin: lines indented under the item ("   This installs it.") go on it
+                following = next((l for l in lines[ends[index] + 1 :] if l.strip() and not _indent(l)), "")
                 between_items = _ITEM.match(following) and not _indent(following) and stack and not stack[0][0]
                 shift = stack[0][1] + stack[0][2] if between_items and not _indent(line) else moved(_indent(line))
             written = _reindent(line, shift) if line.strip() else line

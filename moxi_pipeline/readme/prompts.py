@@ -129,6 +129,13 @@ def build_messages(instruction: str, sample_input: SampleInput, repo: str) -> li
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def plain_messages(instruction: str, name: str, project_type: str) -> list[dict]:
+    """The same request with no repository context but the project's name: what context-aware decoding
+    (`DecodingConfig.context_contrast`) contrasts the real prompt with."""
+    user = f"Project: {name} ({project_phrase(project_type)})\n\n{instruction}"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
 def to_prompt_completion(sample: SftSample) -> dict:
     """TRL's conversational prompt-completion format: loss falls on the completion only."""
     return {

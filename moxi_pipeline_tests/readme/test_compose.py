@@ -259,7 +259,7 @@ def test_the_length_scale_multiplies_each_sections_budget_within_max_new_tokens(
     asked = []
     real_generate = compose.generate_ids
     monkeypatch.setattr(compose, "generate_ids",
-                        lambda m, t, prompts, decoding, minimum=None: asked.append(decoding.max_new_tokens)
+                        lambda m, t, prompts, decoding, minimum=None, plain=None: asked.append(decoding.max_new_tokens)
                         or real_generate(m, t, prompts, decoding, minimum))
     jobs = compose.section_jobs(tokenizer, repos, [repo_facts(r) for r in repos], True)
     compose.run_section_jobs(model, tokenizer, jobs, DecodingConfig(section_tokens_scale=0.05, batch_size=64), None)
@@ -276,7 +276,7 @@ def test_code_written_left_of_a_fence_opened_in_a_list_item_is_laid_out_before_g
     features = ("1. **Rename**: rename many files.\n2. **Filters**: choose files. For example:\n"
                 "    ```python\nfiles = rename_all()\n```\n   This renames every file in the list.")
 
-    def fake_generate(m, t, prompts, decoding, minimum=None):  # the features text where the prompt ends in its heading
+    def fake_generate(m, t, prompts, decoding, minimum=None, plain=None):  # features where the prompt ends so
         texts = [features if t.decode(ids).endswith("## Features\n\n") else "Renames files." for ids in prompts]
         return [t(text, add_special_tokens=False).input_ids for text in texts]
 

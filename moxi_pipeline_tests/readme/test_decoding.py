@@ -145,6 +145,9 @@ ABOUT = "# tiny\n\nA small project. "
         (USAGE + "Run `tiny`.```", USAGE, "## Usage\n\nRun `tiny`."),
         # a line of "=" under About's first sentence would make it a second title: it goes; in code it stays
         ("# tiny\n\nReDoc. " + "\n======\n\nIt renders docs.", "# tiny\n\nReDoc. ", "# tiny\n\nReDoc. \n\nIt renders docs."),
+        # a dash line under About's opening made it a second-level heading; a lone one drew a rule (terminalizer)
+        ("# tiny\n\nRecord it. " + "\n-----\n\n-----\n\nIt renders docs.", "# tiny\n\nRecord it. ",
+         "# tiny\n\nRecord it. \n\n\nIt renders docs."),
         (USAGE + "```\nTitle\n=====\n```", USAGE, "## Usage\n\n```\nTitle\n=====\n```"),
         # an echo of the prompt's key files ends the section
         (USAGE + "Run it.\n--- pyproject.toml ---\n[project]", USAGE, "## Usage\n\nRun it."),
@@ -167,7 +170,8 @@ def test_clean_section(generated, prefix, expected):
     ("  *   ***********.JS", True),   # symbol soup a fine-tuned model wrote for a Features list
     ("**********", False),            # a thematic break is that symbol alone
     ("*" * 35, True),                 # ...but 35 stars are the tip of a star pyramid, not a rule
-    ("-" * 40, False),                # a long dash rule is still a rule
+    ("=" * 3 + " x", False),          # symbols beside text, but too few for soup
+    ("-" * 40, True),                 # not soup, but a rule inside a section goes too (_drop_setext_titles)
     ("| --- | --- |", False),         # table rule
     ("- **Fast**: no copies", False),  # bold is two stars
 ])
@@ -322,3 +326,39 @@ def test_a_sentence_saying_one_word_three_times_running_goes():
                "```bash\necho go go go\n```")
     assert clean_section(prefix + written, prefix, cut_by_budget=False) == (
         prefix + "It is a small tool.\n\n\n- Node.js\n- very fast, fast enough\n\n```bash\necho go go go\n```")
+
+
+@pytest.mark.parametrize("written, expected", [
+    # a restatement and its contradiction go ("not" is no content word): seen in fine-tuned About sections
+    ("It is designed to be fast. It is not designed to be fast.", "It is designed to be fast."),
+    # a sentence that adds a word stays, and so do the lines as written
+    ("It runs jobs.\nIt runs jobs in parallel.", "It runs jobs.\nIt runs jobs in parallel."),
+    # a sentence across two lines is judged whole; the paragraph that lost one is written on one line
+    ("It provides a set of tools to write clean and\nmaintainable code. It provides tools to write clean code.",
+     "It provides a set of tools to write clean and maintainable code."),
+    # the forced opening counts: a sentence it already says goes
+    ("Record your terminal.", ""),
+])
+def test_a_sentence_restating_an_earlier_one_goes(written, expected):
+    prefix = "# tiny\n\nRecord your terminal and share a web player. "
+    cleaned = clean_section(prefix + "\n" + written, prefix, cut_by_budget=False)
+    assert cleaned == (prefix + "\n" + expected).rstrip()
+
+
+def test_restatements_leave_list_items_code_and_lead_ins_alone():
+    prefix = "## Usage\n\n"
+    written = ("Run the server:\n\n```bash\ntiny serve\n```\n\n"
+               "Then run the server again:\n\n```bash\ntiny serve --port 9\n```\n\n"
+               "- Serves files.\n- Serves files fast.")
+    assert clean_section(prefix + written, prefix, cut_by_budget=False) == prefix + written
+
+
+@pytest.mark.parametrize("line, balanced", [
+    ("1. **Zircon is a cross-platform framework.", "1. Zircon is a cross-platform framework."),  # cut before it closed
+    ("- **User stats** with stats**", "- **User stats** with stats"),
+    ("- **Fast**: no copies.", "- **Fast**: no copies."),
+    ("- Run `a ** b` to raise.", "- Run `a ** b` to raise."),  # code is not emphasis
+])
+def test_an_unclosed_bold_loses_its_stars(line, balanced):
+    prefix = "## Features\n\n"
+    assert clean_section(prefix + line, prefix, cut_by_budget=False) == prefix + balanced

@@ -182,3 +182,28 @@ def test_a_numbered_list_that_lost_its_first_item_still_opens_at_one():
     assert layout(text) == "## Usage\n\n1. Run the app:\n\n2. Open the page.\n"
     assert sum(lint_findings(text).values()) > 0
     assert sum(lint_findings(layout(text)).values()) == 0
+
+
+def test_a_code_block_at_the_margin_followed_by_the_items_indented_note_stays_in_the_item():
+    """Seen in a fine-tuned Usage (dvc): the fence at the margin under step 1, then a line indented under the step,
+    then step 2. Left as written, the fence ends the list and step 2 opens a new one at 2 (MD029)."""
+    note = "   This will install the dvc command line tool."
+    text = (f"## Usage\n\n1. Install dvc:\n\n```bash\npip install dvc\n```\n\n{note}\n\n"
+            "2. Run the command:\n\n   ```bash\n   dvc\n   ```\n")
+    assert lint_findings(text)["MD029"] == 1
+    laid = layout(text)
+    assert f"1. Install dvc:\n\n   ```bash\n   pip install dvc\n   ```\n\n{note}" in laid
+    assert "\n2. Run the command:" in laid
+    assert not any((lint_findings(laid) or {"?": 1}).values())
+    assert laid.split() == text.split()  # no word changed, none moved
+
+
+@pytest.mark.parametrize("opener, tidy", [
+    ("```bash#", "```bash"), ("```python:", "```python"), ("```sh#", "```sh"), ("```js.", "```js"),
+    ("```c#", "```c#"), ("```f#", "```f#"), ("```c++", "```c++"), ("```objective-c", "```objective-c"),
+    ("```console $", "```console $"),
+])
+def test_a_fence_language_loses_a_stray_tail_and_keeps_its_own_symbols(opener, tidy):
+    prefix = "## Usage\n\n"
+    cleaned = clean_section(f"{prefix}Run it:\n\n{opener}\ndvc\n```\n", prefix, cut_by_budget=False)
+    assert cleaned == f"{prefix}Run it:\n\n{tidy}\ndvc\n```"

@@ -32,6 +32,15 @@ def test_a_near_repeat_of_an_earlier_item_goes_and_distinct_items_stay():
                            "- Detect spam mails with attachments", "- Async resolution"]
 
 
+def test_an_item_naming_the_same_feature_in_bold_as_an_earlier_one_goes():
+    # seen in a fine-tuned Features list (choo): "**DOM**" eight times, each over a different description
+    text = ("## Features\n\n1. **Filters**: detect spam mails.\n2. **Filters**: support for service registration.\n"
+            "3. **Async**: async resolution.\n4. **filters:** fast lookups.\n5. **Lookups**: fast.\n"
+            "   - **Async**: nested, another list level")
+    assert _kept(text) == ["## Features", "", "1. **Filters**: detect spam mails.", "3. **Async**: async resolution.",
+                           "5. **Lookups**: fast.", "   - **Async**: nested, another list level"]
+
+
 def test_a_template_run_keeps_only_the_items_the_repository_names():
     # "postgresql" is in setup.cfg and "country" in the tree; MySQL, Joomla and Maldives are nowhere
     text = ("## Features\n\n- Support for PostgreSQL\n- Support for MySQL\n- Support for Joomla\n\n"
