@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.words import LIST_MARK, content_words, plain_words, stem
+from moxi_pipeline.readme.words import LIST_MARK, STOP_WORDS, markdown_plain, plain_words, stem
 
 # A line seen this many times already is a loop: greedy decoding never leaves one once it is in it.
 MAX_LINE_REPEATS = 2
@@ -210,8 +210,16 @@ def _drop_restated_sentences(lines: list[str], prefix: str) -> list[str]:
     return out
 
 
+# the stop words but those a README says of its project: "It is a Go library." and "It is also a Go library."
+# are the same claim, "go library", though the supported-prose metric judges neither (no content word)
+_FUNCTION_WORDS = STOP_WORDS - frozenset("""use used using uses allows provides project package library tool simple easy
+new way make makes one two well like get gets see via etc""".split())
+
+
 def _sentence_words(sentence: str) -> frozenset[str]:
-    return frozenset(map(stem, content_words(sentence)))
+    """What a sentence claims, to compare: its words but function words and numbers ("Python 2", "Python 3")."""
+    return frozenset(stem(word) for word in plain_words(markdown_plain(sentence)).split()
+                     if word not in _FUNCTION_WORDS and not word.isdigit())
 
 
 def _close_before_reopening(lines: list[str]) -> list[str]:
