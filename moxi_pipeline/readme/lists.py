@@ -5,7 +5,8 @@ with attachments", "Detect spam mailings with attachments"), or runs a template 
 MySQL", "Support for PostgreSQL", ..., "Support for Joomla"; "Tested on Android.", "Tested on iOS.", ...). In
 what a model wrote (`Evidence.model_text`), the grounding pass drops:
 - an item that nearly repeats an earlier item of its list (`difflib` ratio of their words >= NEAR_DUPLICATE), or
-  names the same feature in bold ("2. **DOM**: a 4kb framework", "3. **DOM**: the root of a web page");
+  names the same feature in bold, or nearly ("2. **DOM**: a 4kb framework", "3. **DOM**: the root of a web page";
+  "**Imprecable**", "**Imprecably**");
 - in a run of TEMPLATE_MIN_ITEMS or more items of one list that open with the same two words, an item whose own
   words (those after the opening the run shares) are none of them in the repository's text;
 - an item none of whose content words is in the repository's text: a feature list filled from what READMEs
@@ -74,6 +75,10 @@ def _lists(text: str) -> list[list[tuple[int, int, list[str], str]]]:
     return found
 
 
+def _near(said: str, others: list[str]) -> bool:
+    return any(difflib.SequenceMatcher(None, said, other).ratio() >= NEAR_DUPLICATE for other in others)
+
+
 def _shared_opening(words: list[list[str]]) -> int:
     size = 0
     while all(len(w) > size for w in words) and len({w[size] for w in words}) == 1:
@@ -90,9 +95,8 @@ def filler_items(text: str, mentions, names: frozenset[str] = frozenset()) -> se
         labels: set[tuple[int, str]] = set()
         for index, indent, words, label in items:
             said = " ".join(words)
-            if (label and (indent, label) in labels) or len(words) >= 2 and any(
-                    indent == other_indent and difflib.SequenceMatcher(None, said, other).ratio() >= NEAR_DUPLICATE
-                    for other_indent, other in kept):
+            if label and _near(label, [other for other_indent, other in labels if other_indent == indent]) or (
+                    len(words) >= 2 and _near(said, [other for other_indent, other in kept if other_indent == indent])):
                 drop.add(index)
             else:
                 kept.append((indent, said))

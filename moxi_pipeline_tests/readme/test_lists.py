@@ -33,12 +33,14 @@ def test_a_near_repeat_of_an_earlier_item_goes_and_distinct_items_stay():
 
 
 def test_an_item_naming_the_same_feature_in_bold_as_an_earlier_one_goes():
-    # seen in a fine-tuned Features list (choo): "**DOM**" eight times, each over a different description
+    # seen in fine-tuned Features lists: "**DOM**" eight times over different descriptions (choo), and
+    # "**Imprecable**", "**Imprecably**", "**Imprecabable**" (Human-Activity-Recognition)
     text = ("## Features\n\n1. **Filters**: detect spam mails.\n2. **Filters**: support for service registration.\n"
-            "3. **Async**: async resolution.\n4. **filters:** fast lookups.\n5. **Lookups**: fast.\n"
+            "3. **Async**: async resolution.\n4. **filters:** fast lookups.\n5. **Filter**: spam.\n"
+            "6. **Lookups**: fast.\n"
             "   - **Async**: nested, another list level")
     assert _kept(text) == ["## Features", "", "1. **Filters**: detect spam mails.", "3. **Async**: async resolution.",
-                           "5. **Lookups**: fast.", "   - **Async**: nested, another list level"]
+                           "6. **Lookups**: fast.", "   - **Async**: nested, another list level"]
 
 
 def test_a_template_run_keeps_only_the_items_the_repository_names():
