@@ -176,8 +176,7 @@ def _drop_restated_sentences(lines: list[str], prefix: str) -> list[str]:
     code and sentences that introduce something (ending ':') are left alone."""
     seen = [_sentence_words(sentence) for line in prefix.split("\n") if not _HEADING.match(line)
             for sentence in _SENTENCE_END.split(line.strip())]
-    code = {i for start, end in markdown.fence_pairs(lines)
-            for i in range(start, len(lines) if end is None else end + 1)}
+    code = markdown.fenced_lines(lines)
     out: list[str] = []
     paragraph: list[str] = []
 
@@ -315,8 +314,7 @@ def _tidy_fence_infos(lines: list[str]) -> list[str]:
 def _balance_bold(lines: list[str]) -> list[str]:
     """A line of text outside code with an odd number of `**` ("1. **Zircon is a cross-platform ...", cut before
     it closed) shows the stars: the last one goes. A line of stars alone is a rule."""
-    code = {i for start, end in markdown.fence_pairs(lines)
-            for i in range(start, len(lines) if end is None else end + 1)}
+    code = markdown.fenced_lines(lines)
     out = []
     for index, line in enumerate(lines):
         if index not in code and "`" not in line and line.count("**") % 2 and re.search(r"[^\W_]", line):

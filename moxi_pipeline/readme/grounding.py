@@ -253,7 +253,7 @@ def tidy(text: str, model_text: bool = False) -> str:
         del lines[unclosed[0]]
     while True:
         lines = _drop_empty_fences(lines)
-        in_code = {i for start, end in markdown.fence_pairs(lines) for i in range(start, len(lines) if end is None else end + 1)}
+        in_code = markdown.fenced_lines(lines)
         kept: list[str] = []
         for index, line in enumerate(lines):
             if index not in in_code and _BARE_HEADING.fullmatch(line):

@@ -164,6 +164,11 @@ def fence_pairs(lines: list[str]) -> list[tuple[int, int | None]]:
     return pairs + ([(opened[0], None)] if opened is not None else [])
 
 
+def fenced_lines(lines: list[str]) -> set[int]:
+    """Indices of the lines inside fenced blocks, fences included; an unclosed block runs to the end."""
+    return {i for start, end in fence_pairs(lines) for i in range(start, len(lines) if end is None else end + 1)}
+
+
 def closes_fence(line: str, marker: str, opener_indent: int = 0) -> bool:
     """CommonMark: a closing fence is the opener's character, at least as long, with no info string, indented
     at most 3 spaces (here: past the opener's own indent, which inside a list item is the item's text column);
