@@ -2,8 +2,8 @@
 
 `generate_ids`: left-padded prompts generated together with the KV cache, greedy with a repetition penalty
 and no repeated n-grams within the answer and a cap on verbatim copies from the prompt (`AnswerGuards`),
-stopping at `<|im_end|>` or where the model starts the next heading. What comes out is cleaned by
-`cleaning.clean_section`.
+stopping at `<|im_end|>` or where the model starts the next heading; optionally context-aware
+(`ContextContrast`). What comes out is cleaned by `cleaning.clean_section`.
 """
 
 from __future__ import annotations
