@@ -30,6 +30,7 @@ _ABBREVIATION = re.compile(r"(?:^|[\s(])(?:e\.g|i\.e|vs|cf|[A-Za-z])\.$")  # "e.
 _GIBBERISH = re.compile(r"[A-Za-z]{40,}")
 # 8+ of one symbol beside other text ("*   ***********.JS"): a rule or table line is that symbol alone
 _SYMBOL_RUN = re.compile(r"([^\w\s|])\1{7,}")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def clean_section(text: str, prefix: str, cut_by_budget: bool = True) -> str:
@@ -71,8 +72,8 @@ def _drop_setext_titles(lines: list[str]) -> list[str]:
     """A line of `=` under a line of text makes that text a second title (About's "ReDoc." over "======"): the
     README has one, the forced heading. A line of `-` makes it a heading over nothing, or draws a rule inside a
     section. Those lines go and the text stays a paragraph; code keeps its lines."""
-    return [line for index, line in enumerate(lines)
-            if not (_SETEXT_TITLE.match(line) and not _inside_fence(lines[:index]))]
+    code = markdown.fenced_lines(lines)
+    return [line for index, line in enumerate(lines) if index in code or not _SETEXT_TITLE.match(line)]
 
 
 def _trim_unfinished(lines: list[str], keep: int) -> list[str]:
@@ -140,14 +141,15 @@ def _drop_word_loops(lines: list[str]) -> list[str]:
     """A sentence that says one word three times running is decoding collapse ("The Stronghold is a lightweight,
     lightweight, lightweight, ..."; "React Native Native Native"): it goes, and a line left with nothing goes.
     Code is left alone."""
+    code = markdown.fenced_lines(lines)
     out = []
     for index, line in enumerate(lines):
-        if not _WORD_LOOP.search(line) or _FENCE.match(line) or _inside_fence(lines[:index]):
+        if index in code or not _WORD_LOOP.search(line):
             out.append(line)
             continue
         mark = LIST_MARK.match(line)
         head, body = (line[: mark.end()], line[mark.end():]) if mark else ("", line)
-        kept = [sentence for sentence in re.split(r"(?<=[.!?])\s+", body) if not _WORD_LOOP.search(sentence)]
+        kept = [sentence for sentence in _SENTENCE_END.split(body) if not _WORD_LOOP.search(sentence)]
         if kept:
             out.append(head + " ".join(kept))
     return out
@@ -164,9 +166,6 @@ def _cut_at_loop(lines: list[str]) -> list[str]:
             return lines[:index]
         seen[key] = seen.get(key, 0) + 1
     return lines
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _drop_restated_sentences(lines: list[str], prefix: str) -> list[str]:
@@ -197,7 +196,7 @@ def _drop_restated_sentences(lines: list[str], prefix: str) -> list[str]:
 
     for index, line in enumerate(lines):
         prose = index not in code and line.strip() and not LIST_MARK.match(line) and not (
-            line.lstrip().startswith(("#", "|", "<", ">", "```", "~~~")))
+            line.lstrip().startswith(("#", "|", "<", ">")))
         if prose:
             paragraph.append(line)
             continue

@@ -91,16 +91,15 @@ def filler_items(text: str, mentions, names: frozenset[str] = frozenset()) -> se
     are the words of the project's own names (`words.project_names`)."""
     drop: set[int] = set()
     for items in _lists(text):
-        kept: list[tuple[int, str]] = []
-        labels: set[tuple[int, str]] = set()
+        kept: list[tuple[int, str, str]] = []  # (indent, words, bold name) of the items kept so far
         for index, indent, words, label in items:
             said = " ".join(words)
-            if label and _near(label, [other for other_indent, other in labels if other_indent == indent]) or (
-                    len(words) >= 2 and _near(said, [other for other_indent, other in kept if other_indent == indent])):
+            level = [(other, other_label) for other_indent, other, other_label in kept if other_indent == indent]
+            if (label and _near(label, [other_label for _, other_label in level])) or (
+                    len(words) >= 2 and _near(said, [other for other, _ in level])):
                 drop.add(index)
             else:
-                kept.append((indent, said))
-                labels.add((indent, label))
+                kept.append((indent, said, label))
         runs: dict[tuple, list[tuple[int, list[str]]]] = defaultdict(list)
         repeats = set(drop)
         for index, indent, words, _ in items:
