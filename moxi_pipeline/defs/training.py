@@ -87,7 +87,7 @@ def lora_adapter(
         "train_tokens": result.train_tokens, "final_loss": result.losses[-1][1] if result.losses else float("nan"),
         "eval_loss": result.eval_loss if result.eval_loss is not None else float("nan"),
         "resumed_from_step": result.resumed_from_step, "peak_memory_mb": result.peak_memory_mb,
-        "allocator": result.allocator, "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
+        "allocator": result.allocator, "dtype": result.dtype, "profile": config.profile, "loss_curve": image(result.loss_plot, "training loss"),
         "adapter_dir": dg.MetadataValue.path(result.adapter_dir), "adapter_uri": uri,
     })
     return Artifact(name="lora_adapter", path=result.adapter_dir,

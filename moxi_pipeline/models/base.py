@@ -174,6 +174,27 @@ def give_chat_format(model, tokenizer, embedded: EmbeddedGguf) -> None:
     model.generation_config.eos_token_id = sorted({end_id, document_end_id} - {None})
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX). Without either, PyTorch
+    emulates bf16: on an AVX2-only AMD EPYC a bf16 matmul ran at 0.9 GFLOP/s a core against fp32's 86."""
+    import torch
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
+def compute_dtype(device: str, dtype: str = "auto"):
+    """The torch dtype to hold and run a model in: 'auto' is bf16 on a GPU and on a CPU with native bf16
+    (half the memory, 1.6x fp32's training speed on AVX-512 BF16), float32 on any other CPU."""
+    import torch
+
+    if dtype not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"dtype must be 'auto', 'bfloat16' or 'float32', got {dtype!r}")
+    if dtype == "auto":
+        dtype = "bfloat16" if device == "cuda" or cpu_has_native_bf16() else "float32"
+    return getattr(torch, dtype)
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' picks CUDA when present; asking for CUDA on a machine without it is a clear error."""
     import torch
@@ -205,8 +226,7 @@ def load_model(path: str | Path, device: str = "auto", adapter_dir: str | Path |
     from transformers import AutoModelForCausalLM
 
     device = resolve_device(device)
-    # bf16 on both devices: this CPU has AVX-512 BF16 (bf16 matmul ~4x fp32 here), every training GPU has it.
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.bfloat16).to(device)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=compute_dtype(device)).to(device)
     if adapter_dir is not None:
         from peft import PeftModel
 

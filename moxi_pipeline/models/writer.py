@@ -151,8 +151,9 @@ def _load_gguf(spec: WriterSpec, device: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from moxi_pipeline.models.base import resolve_device
+    from moxi_pipeline.models.base import compute_dtype, resolve_device
 
-    # bf16, as load_model: the de-quantized weights run at the merged model's speed, not llama.cpp's
-    model = AutoModelForCausalLM.from_pretrained(str(spec.base_dir), gguf_file=spec.gguf_file, dtype=torch.bfloat16)
-    return model.to(resolve_device(device)).eval()
+    # as load_model: the de-quantized weights run at the merged model's speed, not llama.cpp's
+    device = resolve_device(device)
+    model = AutoModelForCausalLM.from_pretrained(str(spec.base_dir), gguf_file=spec.gguf_file, dtype=compute_dtype(device))
+    return model.to(device).eval()

@@ -114,7 +114,9 @@ def load_for_training(base_model_dir: str | Path, config: TrainConfig, device: s
         )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     else:
-        dtype = getattr(torch, config.dtype)
+        from moxi_pipeline.models.base import compute_dtype
+
+        dtype = compute_dtype(device, config.dtype)
         model = AutoModelForCausalLM.from_pretrained(
             str(base_model_dir), dtype=dtype, attn_implementation=config.attn_implementation
         ).to(device)

@@ -56,7 +56,8 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(default=1, gt=0)
     # hardware and backend
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    # auto: bf16 on a GPU and on a CPU with native bf16 (AVX-512 BF16, AMX), float32 on others (models.base.compute_dtype)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     quantization: Literal["none", "4bit"] = "none"
     backend: Literal["hf", "unsloth", "auto"] = "hf"  # auto: unsloth when installed on a CUDA machine, else hf
     gradient_checkpointing: bool = False
@@ -166,3 +167,4 @@ class TrainResult:
     steps_planned: int = 0  # max_steps, or what num_train_epochs came to; `steps` are the steps done
     stopped_by_budget: bool = False  # max_train_minutes ran out before steps_planned
     allocator: str = "glibc"  # the process's malloc: "jemalloc" when preloaded (make demo/dev), else glibc's
+    dtype: str = ""  # what the weights were held and run in: config.dtype resolved for this machine

@@ -71,7 +71,7 @@ def build_dataset(tokenizer, samples: list[SftSample], config: TrainConfig):
 def sft_config(config: TrainConfig, out_dir: Path, device: str, has_eval: bool):
     from trl import SFTConfig
 
-    on_gpu_bf16 = device == "cuda" and (config.dtype == "bfloat16" or config.quantization == "4bit")
+    on_gpu_bf16 = device == "cuda" and (config.dtype != "float32" or config.quantization == "4bit")
     eval_during = has_eval and config.eval_steps is not None
     early_stopping = eval_during and config.early_stopping_patience is not None
     return SFTConfig(
@@ -291,6 +291,7 @@ def train_adapter(
         steps_planned=trainer.state.max_steps,
         stopped_by_budget=bool(budget and budget.stopped_by_budget),
         allocator=malloc,
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
     )
     if main_process:
         tokenizer.save_pretrained(str(staging))

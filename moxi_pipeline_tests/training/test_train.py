@@ -330,6 +330,7 @@ def test_run_reports_steps_tokens_and_losses(tiny_run):
     assert result.eval_loss is not None and result.eval_loss > 0
     assert [log["step"] for log in logs if "loss" in log] == [1, 2, 3, 4]
     assert result.dataset_hash == "abc123"
+    assert result.dtype == "float32"  # what the profile's dtype came to on this machine
 
 
 def test_run_saves_adapter_card_config_log_and_plot(tiny_run):
