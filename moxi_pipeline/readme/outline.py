@@ -31,7 +31,7 @@ class SectionPlan:
 def about_opening(facts: RepoFacts, project_type: str) -> str:
     """The About paragraph's first sentence: the manifest's description, else what the tree says it is."""
     if facts.description:
-        description = facts.description.strip()
+        description = " ".join(facts.description.split())  # a pom.xml's description wraps over indented lines
         return description if description.endswith((".", "!", "?")) else description + "."
     return f"{facts.name} is a {project_phrase(project_type)}."
 

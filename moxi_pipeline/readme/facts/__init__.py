@@ -5,7 +5,8 @@ command for its ecosystem, the commands it provides, the license, what it is bui
 has tests, docs, CI, examples and a contributing guide. The model writes prose around these facts; the
 grounding pass checks the prose against them.
 
-The primary manifest is the shallowest one whose ecosystem matches the repository's language (a Go
+Where no manifest gives a description, one comes from the key files (`descriptions.py`: a podspec's summary,
+a Go package's doc comment, ...). The primary manifest is the shallowest one whose ecosystem matches the repository's language (a Go
 project's docs `package.json` does not make it a Node package), then the shallowest with a name.
 """
 
@@ -17,6 +18,7 @@ from typing import Protocol
 
 from moxi_pipeline.collect.urls import is_repo_url
 from moxi_pipeline.readme.facts import tree
+from moxi_pipeline.readme.facts.descriptions import key_file_description
 from moxi_pipeline.readme.facts.manifests import (
     Manifest,
     makefile_targets,
@@ -174,7 +176,8 @@ def repo_facts(record: RepoLike) -> RepoFacts:
     return RepoFacts(
         name=name,
         package=manifest.name if manifest and not manifest.private else None,
-        description=next((m.description for m in ([manifest] if manifest else []) + manifests if m.description), None),
+        description=next((m.description for m in ([manifest] if manifest else []) + manifests if m.description), None)
+        or key_file_description(key_files),
         ecosystem=manifest.ecosystem if manifest else LANGUAGE_ECOSYSTEMS.get(record.language or ""),
         language=record.language,
         repo_url=record.repo_url if is_repo_url(record.repo_url) else None,
