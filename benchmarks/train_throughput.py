@@ -10,8 +10,8 @@ samples in the same order, each cut to the same max_length by `training.tokenize
       (activation checkpointing, which TRL turns on by default, is off on both sides: the ratio measures
       batching, dtype and logits alone);
   (b) Moxi's tuned CPU configuration, built by `training.train.sft_config` / `training.backends.import_backend` exactly as
-      `train_adapter` builds it: bf16 weights, the same 4 samples a step fed one at a time (gradient
-      accumulation: no pad tokens, and no cross-sample attention mask, which a padding-free row of 4 would
+      `train_adapter` builds it: bf16 weights where the CPU has native bf16 (else fp32), the same 4 samples
+      a step fed one at a time (gradient accumulation: no pad tokens, and no cross-sample attention mask, which a padding-free row of 4 would
       need and which costs more than the padding on a CPU), and `completion_logits_only`: with the loss on the completion, the 49k-way
       lm_head and its softmax run only where a label is.
 
@@ -51,7 +51,7 @@ def side_config(tuned: bool, max_length: int):
                   max_steps=None, num_train_epochs=1, logging_steps=1, save_steps=0, warmup_steps=0,
                   lr_scheduler_type="constant")
     if tuned:  # 4 samples a step as on (a), one at a time: no padding and no cross-sample mask
-        return load_train_config("demo", dtype="bfloat16", per_device_train_batch_size=1,
+        return load_train_config("demo", dtype="auto", per_device_train_batch_size=1,
                                  gradient_accumulation_steps=BATCH, completion_logits_only=True, **common)
     return load_train_config("demo", dtype="float32", per_device_train_batch_size=BATCH,
                              gradient_accumulation_steps=1, **common)
