@@ -180,9 +180,10 @@ def closes_fence(line: str, marker: str, opener_indent: int = 0) -> bool:
 
 def layout(text: str) -> str:
     """Markdown that renders and lints clean, with no word changed (`moxi generate`'s last step, after the
-    grounding pass): one space after a list marker; a blank line around each fenced block and each list; each
-    ordered list numbered 1, 2, 3 (a list the grounding pass took an item from ran 1, 3, or opened at 2);
-    a nested list indented to its parent item's text; and two things a small model writes that end a list it
+    grounding pass): one space after a list marker; a blank line around each fenced block and each list; one
+    bullet marker for the items of one level of a list ("- a" then "* b" is two lists); each ordered list
+    numbered 1, 2, 3 (a list the grounding pass took an item from ran 1, 3, or opened at 2); a nested list
+    indented to its parent item's text; and two things a small model writes that end a list it
     meant to continue, moved into the item: a bullet right under a numbered item at the margin ("1. **Name**:"
     then "- what it does"), a code block at the margin between two items, and a paragraph at the margin
     between two items or going on an item's sentence (opening in lower case)."""
@@ -193,6 +194,7 @@ def layout(text: str) -> str:
     code = {i for start, end in ends.items() for i in range(start, end + 1)}
     out: list[str] = []
     counters: dict[int, int] = {}  # an ordered list's indent -> its next number
+    bullets: dict[int, str] = {}  # a bullet list's indent -> its marker: "- a" then "* b" would end the list
     stack: list[tuple[int, int, int]] = []  # the open items: (indent as written, indent now, marker width)
     nesting = False  # the last top-level item is numbered: a bullet right under it belongs to it
     shift = 0  # columns added to (or taken from) the lines of the code block being copied
@@ -243,12 +245,14 @@ def layout(text: str) -> str:
                 if not now:
                     nesting = marker[0].isdigit()
             counters = {i: n for i, n in counters.items() if i <= now}
+            bullets = {i: b for i, b in bullets.items() if i <= now}
             if marker[0].isdigit():
                 number = counters.get(now, 1)
                 counters[now] = number + 1
                 marker = f"{number}{marker[-1]}"
             else:
                 counters.pop(now, None)
+                marker = bullets.setdefault(now, marker)
             if not stack and not now:
                 if not _in_list(out) or top_ordered != marker[0].isdigit():  # a new list, or one of another kind
                     blank_before()
@@ -267,7 +271,7 @@ def layout(text: str) -> str:
         elif line.strip() and not line[:1].isspace():  # a paragraph, heading or table at the margin ends a list
             if stack:
                 blank_before()
-            counters, stack, nesting = {}, [], False
+            counters, bullets, stack, nesting = {}, {}, [], False
             out.append(line)
         else:
             out.append(_reindent(line, moved(_indent(line))) if line.strip() else line)

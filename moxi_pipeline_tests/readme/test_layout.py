@@ -61,11 +61,25 @@ the same tools.
 """
 
 
+# seen in a generated Features (stronghold, the base model): a nested list switches from "-" to "*"
+MIXED_BULLETS = """## Features
+
+1. Built-in modules:
+   * `stronghold`
+   * Other
+2. Built-in modules and more
+   - `stronghold.py`
+   * `constants.py`
+
+## Usage
+"""
+
+
 def _words(text: str) -> list[str]:
-    return [re.sub(r"^\d+([.)])$", r"N\1", word) for word in text.split()]
+    return [re.sub(r"^[-*+]$", "-", re.sub(r"^\d+([.)])$", r"N\1", word)) for word in text.split()]
 
 
-@pytest.mark.parametrize("text", [FEATURES, STEPS, PARAGRAPHS])
+@pytest.mark.parametrize("text", [FEATURES, STEPS, PARAGRAPHS, MIXED_BULLETS])
 def test_layout_clears_the_lint_findings_and_changes_no_word(text):
     before, after = lint_findings(text), lint_findings(layout(text))
     assert sum(before.values()) > 0
@@ -207,3 +221,8 @@ def test_a_fence_language_loses_a_stray_tail_and_keeps_its_own_symbols(opener, t
     prefix = "## Usage\n\n"
     cleaned = clean_section(f"{prefix}Run it:\n\n{opener}\ndvc\n```\n", prefix, cut_by_budget=False)
     assert cleaned == f"{prefix}Run it:\n\n{tidy}\ndvc\n```"
+
+
+def test_the_items_of_one_level_of_a_list_share_the_first_items_bullet():
+    text = layout(MIXED_BULLETS)
+    assert "   - `stronghold.py`\n   - `constants.py`" in text and "   * `stronghold`\n   * Other" in text
