@@ -152,6 +152,12 @@ class Evidence:
         root = stem(word.lower())
         return root in self.corpus or root in self._named
 
+    def has_text(self, text: str) -> bool:
+        """Whether the repository's text (key files, tree) or the names the facts give it hold `text` as written,
+        case aside: a name in code (`stronghold.py`, `tronk`) is judged whole, not by its stem."""
+        text = text.lower()
+        return text in self.corpus or text in self._named
+
     @cached_property
     def _named(self) -> str:
         """The facts' names of the project's stack, lower-cased: built once, read for every word judged."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from moxi_pipeline.readme import markdown
-from moxi_pipeline.readme.lists import filler_items
+from moxi_pipeline.readme.lists import filler_items, invented_code_items
 from moxi_pipeline.readme.evidence import (
     CODE_SPAN,
     COMMAND_WORDS,
@@ -171,18 +171,23 @@ def ground_readme(
     Repeated until a pass removes nothing: tidying a broken fence can turn code into prose, and a
     line the first pass read as code must still be judged as prose."""
     report = GroundingReport()
-    if evidence.model_text:
-        lines = text.split("\n")
-        drop = filler_items(text, evidence.mentions, evidence.names)
-        report.items += len(drop)
-        report.removed += [lines[index].strip() for index in sorted(drop)]
-        text = "\n".join(line for index, line in enumerate(lines) if index not in drop)
     for _ in range(max_passes):
         before = report.total()
+        # list items first, on every pass: an item whose code a pass cut ("**Run the `phis` command**") is prose now
+        text = _drop_list_items(text, evidence, report) if evidence.model_text else text
         text = _ground_once(text, evidence, report, anchors)
         if report.total() == before:
             break
     return text, report
+
+
+def _drop_list_items(text: str, evidence: Evidence, report: GroundingReport) -> str:
+    """`lists.py`'s repeated, templated, unfounded and invented-code items, dropped and counted."""
+    lines = text.split("\n")
+    drop = filler_items(text, evidence.mentions, evidence.names) | invented_code_items(text, evidence.has_text)
+    report.items += len(drop)
+    report.removed += [lines[index].strip() for index in sorted(drop)]
+    return "\n".join(line for index, line in enumerate(lines) if index not in drop)
 
 
 def _ground_once(text: str, evidence: Evidence, report: GroundingReport, anchors: set[str] | None = None) -> str:

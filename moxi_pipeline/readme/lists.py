@@ -13,7 +13,9 @@ what a model wrote (`Evidence.model_text`), the grounding pass drops:
   usually say ("Free to use", "Compatible with modern browsers") or from nowhere ("Username", "Password",
   "Gender" for a GitHub action that draws statistics). The project's own names are no support: for Spam-Detector,
   "Spam tagging" and "Spam cleanup" are judged by "tagging" and "cleanup", and an item that only names the
-  project ("Spam Detector", "httpie-2.x", "httpie+.py") says nothing and goes too.
+  project ("Spam Detector", "httpie-2.x", "httpie+.py") says nothing and goes too;
+- an item that opens by naming code the repository's text never has: "`tronk`", "`Vhd` - Testing the `Vhd`
+  library", "`NSGIF.dll`" (`invented_code_items`; a name the key files or the tree hold, `stronghold.py`, stays).
 
 Only one-line items of prose are judged. An item with code or a link is the other rules' to judge (a list of the
 project's commands is no template), and an item with lines under it keeps them.
@@ -32,6 +34,8 @@ NEAR_DUPLICATE = 0.9  # "Service registration with customisation" / "Service Reg
 TEMPLATE_MIN_ITEMS = 3  # items opening with the same two words before their own words are judged
 _ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
 _LABEL = re.compile(r"^\*\*(.+?)\*\*")  # an item's bold name: "**DOM**: ..."
+# an item opening with one name in code: "`tronk`", "`Vhd` - Testing ..." (a flag, "`--help`", is no name)
+_CODE_NAME = re.compile(r"^`([A-Za-z_.][^`\s]*)`")
 
 
 def _indent(line: str) -> int:
@@ -118,4 +122,18 @@ def filler_items(text: str, mentions, names: frozenset[str] = frozenset()) -> se
                 own = content_words(" ".join(words[opening:]), names)
                 if own and not any(map(mentions, own)):
                     drop.add(index)
+    return drop
+
+
+def invented_code_items(text: str, has_text) -> set[int]:
+    """Line indices of the one-line items (outside code) that open with a name in code the repository lacks;
+    `has_text(name)` says whether the repository's text holds the name."""
+    lines = text.split("\n")
+    code = markdown.fenced_lines(lines)
+    drop = set()
+    for index, line in enumerate(lines):
+        item = None if index in code else _ITEM.match(line)
+        name = _CODE_NAME.match(item.group(3)) if item else None
+        if name and not has_text(name.group(1).strip(".:,")) and _one_line(lines, index):
+            drop.add(index)
     return drop

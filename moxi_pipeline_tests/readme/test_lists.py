@@ -7,7 +7,7 @@ import pytest
 
 from moxi_pipeline.readme.evidence import Evidence
 from moxi_pipeline.readme.grounding import ground_readme
-from moxi_pipeline.readme.lists import filler_items
+from moxi_pipeline.readme.lists import filler_items, invented_code_items
 from moxi_pipeline.records import KeyFile, RepoFacts
 
 FACTS = RepoFacts(name="geodb", language="Python")
@@ -112,3 +112,16 @@ def test_the_projects_own_names_are_no_support():
     assert filler_items(text, evidence.mentions) == set()
     # the grounding pass passes them
     assert ground_readme(text, evidence)[0] == "## Features\n\n- Detect spam emails\n- Decision tree classifier\n"
+
+
+def test_an_item_opening_with_a_name_in_code_the_repository_lacks_goes():
+    # seen in the base model's Features (stronghold, vhs): names made up around the project's own
+    text = ("## Features\n\n1. Built-in modules:\n   - `geodb`\n   - `tronk`\n   - `geodb/filters.py`: the filters\n"
+            "   - `Vhd` - Testing the `Vhd` library\n   - `GEODB.dll`\n   - Fast `lookups`\n\n"
+            "```\n- `tronk`\n```\n- `tomcat`\n  with a line under it\n")
+    lines = text.split("\n")
+    dropped = [lines[index] for index in sorted(invented_code_items(text, EVIDENCE.has_text))]
+    assert dropped == ["   - `tronk`", "   - `Vhd` - Testing the `Vhd` library", "   - `GEODB.dll`"]
+    out, report = ground_readme(text, EVIDENCE)
+    assert "`tronk`\n```" in out and "`Vhd`" not in out and "- `geodb/filters.py`: the filters" in out
+    assert report.removed[:3] == ["- `tronk`", "- `Vhd` - Testing the `Vhd` library", "- `GEODB.dll`"]
