@@ -47,7 +47,7 @@ def test_the_budget_must_be_positive():
 
 
 def test_the_demo_and_cpu_profiles_carry_a_budget():
-    assert load_train_config("demo").max_train_minutes == 6
+    assert load_train_config("demo").max_train_minutes == 5
     assert load_train_config("cpu").max_train_minutes == 60
 
 
