@@ -291,7 +291,7 @@ def train_adapter(
         steps_planned=trainer.state.max_steps,
         stopped_by_budget=bool(budget and budget.stopped_by_budget),
         allocator=malloc,
-        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        dtype=str(getattr(model, "dtype", "")).removeprefix("torch."),
     )
     if main_process:
         tokenizer.save_pretrained(str(staging))
