@@ -69,9 +69,14 @@ def build_dataset(tokenizer, samples: list[SftSample], config: TrainConfig):
 
 
 def sft_config(config: TrainConfig, out_dir: Path, device: str, has_eval: bool):
+    import torch
     from trl import SFTConfig
 
-    on_gpu_bf16 = device == "cuda" and (config.dtype != "float32" or config.quantization == "4bit")
+    from moxi_pipeline.models.base import compute_dtype
+
+    # autocast on a GPU only: on a CPU the weights are already in compute_dtype's choice (see `bf16=` below)
+    on_gpu_bf16 = device == "cuda" and (config.quantization == "4bit" or
+                                        compute_dtype(device, config.dtype) == torch.bfloat16)
     eval_during = has_eval and config.eval_steps is not None
     early_stopping = eval_during and config.early_stopping_patience is not None
     return SFTConfig(

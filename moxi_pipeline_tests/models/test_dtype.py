@@ -60,3 +60,17 @@ def test_dpo_autocasts_to_bf16_only_on_a_cpu_with_native_bf16(cpu_features, tmp_
     cpu_features(native, False)
     args = dpo_args(load_dpo_config("demo", device="cpu"), tmp_path)
     assert (args.use_cpu, args.bf16) == (True, bf16)
+
+
+def test_sft_autocasts_to_bf16_on_a_gpu_only_and_by_the_same_rule(cpu_features, monkeypatch, tmp_path):
+    import trl
+
+    from moxi_pipeline.training.train import sft_config
+
+    cpu_features(True, False)
+    monkeypatch.setattr(trl, "SFTConfig", lambda **kwargs: kwargs)  # the arguments, not TRL's GPU check
+    for dtype, quantization, expected in (("auto", "none", True), ("bfloat16", "none", True),
+                                          ("float32", "none", False), ("float32", "4bit", True)):
+        config = load_train_config("demo", dtype=dtype, quantization=quantization)
+        assert sft_config(config, tmp_path, "cuda", False)["bf16"] is expected, (dtype, quantization)
+    assert sft_config(load_train_config("demo"), tmp_path, "cpu", False)["bf16"] is False  # weights hold the dtype
